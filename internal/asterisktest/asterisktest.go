@@ -1,0 +1,476 @@
+// Package asterisktest runs a real Asterisk for tests.
+//
+// Asterisk comes from Debian's unstable suite (22.10.1), installed by scripts/asterisk-root.sh into
+// a minimal root kept in a cache directory outside the repository; each Instance runs
+// `asterisk -f` in that root (chroot) with the project's asterisk-conf/ plus a test overlay that
+// puts HTTP/ARI, PJSIP/UDP and the RTP range on free loopback ports, so two instances (or a
+// developer's own Asterisk) never collide.
+//
+// Set EARPIECE_TEST_ARI_URL (with EARPIECE_TEST_ARI_USER, EARPIECE_TEST_ARI_PASSWORD and, for SIP
+// phones, EARPIECE_TEST_SIP_ADDR) to run the tests against another Asterisk instead; that
+// Asterisk must carry asterisk-conf/ and cannot be restarted or driven through its CLI.
+package asterisktest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Environment variables that point the tests at another Asterisk.
+const (
+	EnvARIURL      = "EARPIECE_TEST_ARI_URL"
+	EnvARIUser     = "EARPIECE_TEST_ARI_USER"
+	EnvARIPassword = "EARPIECE_TEST_ARI_PASSWORD"
+	EnvSIPAddr     = "EARPIECE_TEST_SIP_ADDR"
+)
+
+// Instance is a running Asterisk.
+type Instance struct {
+	ARIURL   string // e.g. http://127.0.0.1:41234/ari
+	User     string
+	Password string
+	SIPHost  string // PJSIP UDP transport, for the test phones
+	SIPPort  int
+	// External is true when the instance was named by EARPIECE_TEST_ARI_URL: it is not ours to
+	// restart or to drive through the CLI.
+	External bool
+
+	root    string // the chroot
+	dir     string // instance directory, inside root
+	hostDir string // the same directory seen from the host
+	rtpBase int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// SIPAddr is the PJSIP transport as host:port.
+func (i *Instance) SIPAddr() string {
+	return net.JoinHostPort(i.SIPHost, fmt.Sprint(i.SIPPort))
+}
+
+// LogPath is the file Asterisk's console and messages go to ("" for an external Asterisk).
+func (i *Instance) LogPath() string {
+	if i.External {
+		return ""
+	}
+	return filepath.Join(i.hostDir, "log", "messages.log")
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *Instance
+	sharedErr  error
+)
+
+// Shared returns the test binary's Asterisk, starting it on first use. Call Main from TestMain so
+// it is stopped when the tests end.
+func Shared(t testing.TB) *Instance {
+	t.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = start() })
+	if sharedErr != nil {
+		t.Fatalf("asterisktest: %v", sharedErr)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("asterisk log (%s), last lines:\n%s", shared.LogPath(), shared.LogTail(40))
+		}
+	})
+	return shared
+}
+
+// Main runs the tests and stops the shared Asterisk afterwards.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if shared != nil {
+		shared.stop()
+		if code == 0 && os.Getenv("EARPIECE_TEST_KEEP") == "" {
+			shared.removeDir()
+		}
+	}
+	return code
+}
+
+// Start starts a private Asterisk, stopped when the test ends. Use it for tests that restart
+// Asterisk or disturb it otherwise; Shared for the rest.
+func Start(t testing.TB) *Instance {
+	t.Helper()
+	if os.Getenv(EnvARIURL) != "" {
+		t.Skipf("asterisktest: %s is set; this test needs an Asterisk of its own", EnvARIURL)
+	}
+	i, err := start()
+	if err != nil {
+		t.Fatalf("asterisktest: %v", err)
+	}
+	t.Cleanup(func() {
+		i.stop()
+		if t.Failed() {
+			t.Logf("asterisk log (%s), last lines:\n%s", i.LogPath(), i.LogTail(60))
+			return
+		}
+		i.removeDir()
+	})
+	return i
+}
+
+func start() (*Instance, error) {
+	if u := os.Getenv(EnvARIURL); u != "" {
+		i := &Instance{ARIURL: strings.TrimSuffix(u, "/"), User: os.Getenv(EnvARIUser), Password: os.Getenv(EnvARIPassword), External: true}
+		if a := os.Getenv(EnvSIPAddr); a != "" {
+			host, port, err := net.SplitHostPort(a)
+			if err != nil {
+				return nil, fmt.Errorf("%s=%q: %w", EnvSIPAddr, a, err)
+			}
+			i.SIPHost = host
+			fmt.Sscan(port, &i.SIPPort)
+		}
+		return i, i.waitARI(10 * time.Second)
+	}
+	root, err := provisionRoot()
+	if err != nil {
+		return nil, err
+	}
+	i, err := newInstance(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := i.launch(); err != nil {
+		i.stop()
+		return nil, fmt.Errorf("%w\nasterisk log:\n%s", err, i.LogTail(40))
+	}
+	return i, nil
+}
+
+// moduleRoot finds the repository root (the directory holding go.mod) from the working directory,
+// which `go test` sets to the package's directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// provisionRoot runs scripts/asterisk-root.sh, which builds the root once and prints its path.
+func provisionRoot() (string, error) {
+	mod, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("bash", filepath.Join(mod, "scripts", "asterisk-root.sh"))
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("provisioning the Asterisk root (scripts/asterisk-root.sh): %w\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1], nil
+}
+
+func newInstance(root string) (*Instance, error) {
+	mod, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		return nil, err
+	}
+	hostDir, err := os.MkdirTemp(filepath.Join(root, "tmp"), "earpiece-ast-")
+	if err != nil {
+		return nil, err
+	}
+	i := &Instance{
+		User:     "earpiece-test",
+		Password: randomHex(12),
+		SIPHost:  "127.0.0.1",
+		root:     root,
+		hostDir:  hostDir,
+		dir:      "/" + strings.TrimPrefix(strings.TrimPrefix(hostDir, root), "/"),
+	}
+	httpPort, err := freeTCPPort()
+	if err != nil {
+		return nil, err
+	}
+	if i.SIPPort, err = freeUDPPort(); err != nil {
+		return nil, err
+	}
+	if i.rtpBase, err = freeUDPRange(200); err != nil {
+		return nil, err
+	}
+	i.ARIURL = fmt.Sprintf("http://127.0.0.1:%d/ari", httpPort)
+	for _, d := range []string{"etc", "run", "log", "spool", "lib", "cache"} {
+		if err := os.MkdirAll(filepath.Join(hostDir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// The project's configuration first, then the overlay on top of it.
+	conf := filepath.Join(mod, "asterisk-conf")
+	entries, err := os.ReadDir(conf)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", conf, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".conf") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(conf, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(hostDir, "etc", e.Name()), b, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	moddir, err := moduleDir(root)
+	if err != nil {
+		return nil, err
+	}
+	overlay := map[string]string{
+		"asterisk.conf": fmt.Sprintf(`[directories]
+astetcdir => %[1]s/etc
+astmoddir => %[2]s
+astvarlibdir => /var/lib/asterisk
+astdbdir => %[1]s/lib
+astkeydir => /var/lib/asterisk
+astdatadir => /usr/share/asterisk
+astagidir => /usr/share/asterisk/agi-bin
+astspooldir => %[1]s/spool
+astrundir => %[1]s/run
+astlogdir => %[1]s/log
+astsbindir => /usr/sbin
+astcachedir => %[1]s/cache
+
+[options]
+nocolor = yes
+; Test phones and tones: keep the media path in Asterisk predictable.
+transmit_silence = no
+`, i.dir, moddir),
+		"http.conf": fmt.Sprintf("[general]\nenabled=yes\nbindaddr=127.0.0.1\nbindport=%d\n", httpPort),
+		"ari.conf": fmt.Sprintf("[general]\nenabled=yes\npretty=no\n\n[%s]\ntype=user\nread_only=no\npassword_format=plain\npassword=%s\n",
+			i.User, i.Password),
+		"rtp.conf": fmt.Sprintf("[general]\nrtpstart=%d\nrtpend=%d\nstrictrtp=no\n", i.rtpBase, i.rtpBase+198),
+		"pjsip_transport.conf": fmt.Sprintf("[transport-udp]\ntype=transport\nprotocol=udp\nbind=127.0.0.1:%d\n", i.SIPPort),
+		"logger.conf": "[general]\ndateformat=%F %T.%3q\n\n[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n",
+	}
+	for name, body := range overlay {
+		if err := os.WriteFile(filepath.Join(hostDir, "etc", name), []byte(body), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return i, nil
+}
+
+// moduleDir finds Asterisk's module directory in the root (multiarch path).
+func moduleDir(root string) (string, error) {
+	m, _ := filepath.Glob(filepath.Join(root, "usr/lib/*/asterisk/modules"))
+	if len(m) == 0 {
+		return "", fmt.Errorf("no Asterisk module directory in %s", root)
+	}
+	return strings.TrimPrefix(m[0], root), nil
+}
+
+func (i *Instance) launch() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	logf, err := os.OpenFile(filepath.Join(i.hostDir, "log", "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("chroot", i.root, "/usr/sbin/asterisk", "-f", "-n", "-C", i.dir+"/etc/asterisk.conf")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group so stop signals only what we started; die with the test binary.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting asterisk in %s: %w", i.root, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	i.cmd, i.done = cmd, done
+	select {
+	case <-done:
+		return errors.New("asterisk exited during start-up")
+	default:
+	}
+	return i.waitARI(20 * time.Second)
+}
+
+// waitARI polls GET /asterisk/info until ARI answers 200.
+func (i *Instance) waitARI(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	client := &http.Client{Timeout: time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		if i.done != nil {
+			select {
+			case <-i.done:
+				return errors.New("asterisk exited before ARI answered")
+			default:
+			}
+		}
+		req, _ := http.NewRequest(http.MethodGet, i.ARIURL+"/asterisk/info", nil)
+		req.SetBasicAuth(i.User, i.Password)
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		last = err
+		time.Sleep(25 * time.Millisecond)
+	}
+	return fmt.Errorf("ARI at %s did not answer within %s: %v", i.ARIURL, limit, last)
+}
+
+// CLI runs an Asterisk CLI command (asterisk -rx) and returns its output.
+func (i *Instance) CLI(ctx context.Context, command string) (string, error) {
+	if i.External {
+		return "", errors.New("asterisktest: no CLI for an external Asterisk")
+	}
+	cmd := exec.CommandContext(ctx, "chroot", i.root, "/usr/sbin/asterisk", "-C", i.dir+"/etc/asterisk.conf", "-rx", command)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("asterisk -rx %q: %w: %s", command, err, out)
+	}
+	return string(out), nil
+}
+
+// Restart stops Asterisk and starts it again on the same ports.
+func (i *Instance) Restart(t testing.TB) {
+	t.Helper()
+	if i.External {
+		t.Skip("asterisktest: cannot restart an external Asterisk")
+	}
+	i.stop()
+	if err := i.launch(); err != nil {
+		t.Fatalf("asterisktest: restart: %v\n%s", err, i.LogTail(40))
+	}
+}
+
+// Stop stops Asterisk (the instance can be started again with Restart).
+func (i *Instance) Stop() { i.stop() }
+
+func (i *Instance) stop() {
+	i.mu.Lock()
+	cmd, done := i.cmd, i.done
+	i.cmd = nil
+	i.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	// SIGTERM asks Asterisk for a quick shutdown; SIGKILL the group if it does not go.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func (i *Instance) removeDir() {
+	if !i.External && i.hostDir != "" {
+		os.RemoveAll(i.hostDir)
+	}
+}
+
+// LogTail returns the last n lines of Asterisk's log.
+func (i *Instance) LogTail(n int) string {
+	if i.External {
+		return "(external Asterisk: no log)"
+	}
+	var b strings.Builder
+	for _, name := range []string{"console.log", "messages.log"} {
+		data, err := os.ReadFile(filepath.Join(i.hostDir, "log", name))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", name, strings.Join(lines, "\n"))
+	}
+	return b.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func freeTCPPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func freeUDPPort() (int, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// freeUDPRange finds n consecutive UDP ports that are free now (probing every tenth one), below the
+// kernel's usual ephemeral range (32768 and up).
+func freeUDPRange(n int) (int, error) {
+	for try := 0; try < 50; try++ {
+		var r [2]byte
+		rand.Read(r[:])
+		base := 20000 + (int(r[0])<<8|int(r[1]))%(12000/n)*n
+		base -= base % 2 // RTP ports are even
+		ok := true
+		for p := base; p < base+n && ok; p += 10 {
+			c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				continue
+			}
+			c.Close()
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, errors.New("no free UDP range for RTP")
+}

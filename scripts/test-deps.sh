@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs from Debian's packages when it is missing: redis-server (the
+# tests start throwaway instances), mmdebstrap (builds the test Asterisk's root) and
+# docker-compose (validates docker/compose.yml without a Docker engine). Then builds (once) the
+# test Asterisk root. Idempotent; quiet when everything is there.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test-deps: missing ${need[*]}; install them (Debian packages) or run as root" >&2
+    exit 1
+  fi
+  echo "test-deps: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The test Asterisk (skipped when the tests are pointed at another one).
+if [ -z "${EARPIECE_TEST_ARI_URL:-}" ]; then
+  "$(dirname "$0")/asterisk-root.sh" >/dev/null
+fi
