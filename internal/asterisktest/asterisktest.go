@@ -129,6 +129,16 @@ func Start(t testing.TB) *Instance {
 	return i
 }
 
+// Launch starts an Asterisk outside of a test (for example for trying earpiece without Docker);
+// Close stops it and removes its directory.
+func Launch() (*Instance, error) { return start() }
+
+// Close stops a launched Asterisk and removes its files.
+func (i *Instance) Close() {
+	i.stop()
+	i.removeDir()
+}
+
 func start() (*Instance, error) {
 	if u := os.Getenv(EnvARIURL); u != "" {
 		i := &Instance{ARIURL: strings.TrimSuffix(u, "/"), User: os.Getenv(EnvARIUser), Password: os.Getenv(EnvARIPassword), External: true}

@@ -1,0 +1,346 @@
+// Package app is earpiece's Stasis application: it turns a supervisor's feature code (or an API
+// request) into a supervision session on Asterisk — a mixing bridge of the session's own with the
+// supervisor's channel and one snoop channel on the agent's channel — switches modes on DTMF, and
+// tears everything down when either side leaves. Who may supervise whom comes from the config
+// directory; sessions and the audit trail live in the store (Redis).
+//
+// Concurrency: one dispatcher goroutine (Run) reads ARI events and routes them by channel id to
+// sessions; each session owns its state and runs in its own goroutine (session.run), driving the
+// pure transition function next (machine.go). Nothing else mutates a session.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/earpiece/earpiece/ari"
+	"github.com/earpiece/earpiece/config"
+	"github.com/earpiece/earpiece/store"
+)
+
+// ARI lists the Asterisk calls the app makes; *ari.Client implements it.
+type ARI interface {
+	Answer(ctx context.Context, id ari.ChannelID) error
+	Hangup(ctx context.Context, id ari.ChannelID, reason string) error
+	GetChannel(ctx context.Context, id ari.ChannelID) (ari.Channel, error)
+	SetVar(ctx context.Context, id ari.ChannelID, name, value string) error
+	Snoop(ctx context.Context, id ari.ChannelID, req ari.SnoopRequest) (ari.Channel, error)
+	Play(ctx context.Context, id ari.ChannelID, req ari.PlayRequest) (ari.Playback, error)
+	StopPlayback(ctx context.Context, id ari.PlaybackID) error
+	CreateBridge(ctx context.Context, req ari.CreateBridgeRequest) (ari.Bridge, error)
+	AddChannel(ctx context.Context, bridge ari.BridgeID, req ari.AddChannelRequest) error
+	DestroyBridge(ctx context.Context, id ari.BridgeID) error
+	ListBridges(ctx context.Context) ([]ari.Bridge, error)
+	GetEndpoint(ctx context.Context, tech, resource string) (ari.Endpoint, error)
+}
+
+// Store is what the app keeps in Redis; *store.Store implements it.
+type Store interface {
+	CreateSession(ctx context.Context, s store.Session) error
+	GetSession(ctx context.Context, id string) (store.Session, error)
+	UpdateSession(ctx context.Context, id string, fn func(*store.Session) error) (store.Session, error)
+	EndSession(ctx context.Context, id, reason string, at time.Time) (store.Session, error)
+	ListSessions(ctx context.Context, tenant string) ([]store.Session, error)
+	AppendAudit(ctx context.Context, e store.AuditEntry) (string, error)
+	Claim(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
+	Release(ctx context.Context, key, owner string) error
+}
+
+// Config tunes the app. Zero values take the defaults noted.
+type Config struct {
+	AppName  string // Stasis application name (default "earpiece")
+	Instance string // this instance's name, recorded on its sessions (default a random id)
+	// RefusalTone is how long a refused supervisor hears congestion before being hung up (3 s).
+	RefusalTone time.Duration
+	// EndTone is how long the supervisor hears busy when the supervised call ends (1.5 s).
+	EndTone time.Duration
+	// SnoopTimeout bounds the wait for a snoop's StasisStart (5 s).
+	SnoopTimeout time.Duration
+	// CallTimeout bounds each ARI/Redis call a session makes (5 s).
+	CallTimeout time.Duration
+	// ClaimTTL is how long claims on channels and talker slots live without renewal (12 h).
+	ClaimTTL time.Duration
+	Logger   zerolog.Logger
+	// Registerer receives the app's metrics (none registered when nil).
+	Registerer prometheus.Registerer
+	Clock      func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.AppName == "" {
+		c.AppName = "earpiece"
+	}
+	if c.Instance == "" {
+		c.Instance = "i-" + uuid.NewString()[:8]
+	}
+	if c.RefusalTone <= 0 {
+		c.RefusalTone = 3 * time.Second
+	}
+	if c.EndTone <= 0 {
+		c.EndTone = 1500 * time.Millisecond
+	}
+	if c.SnoopTimeout <= 0 {
+		c.SnoopTimeout = 5 * time.Second
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 5 * time.Second
+	}
+	if c.ClaimTTL <= 0 {
+		c.ClaimTTL = 12 * time.Hour
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+}
+
+// Ids earpiece gives the objects it creates. Distinct prefixes per kind matter: Asterisk keys
+// its subscriptions by id string alone, so a bridge whose id equals a channel's id loses its
+// events (ASTERISK-FACTS, "id collision trap").
+const (
+	sessionPrefix = "sup-"
+	bridgePrefix  = "ep-br-"
+	snoopPrefix   = "ep-snp-"
+	// BridgeNamePrefix starts the name of every bridge earpiece makes ("earpiece:<session>"), so
+	// a restarted instance finds its sessions on Asterisk.
+	BridgeNamePrefix = "earpiece:"
+	// VarSession is set on the supervisor's channel to the session id.
+	VarSession = "EARPIECE_SESSION"
+)
+
+// Stasis arguments. The dialplan enters the app as Stasis(earpiece,feature,<tenant>,<dialed>);
+// snoops carry "snoop,<session>"; supervisor legs originated by the API carry "api,<session>".
+const (
+	argFeature = "feature"
+	argSnoop   = "snoop"
+	argAPI     = "api"
+)
+
+// App is the Stasis application.
+type App struct {
+	cfg   Config
+	log   zerolog.Logger
+	ari   ARI
+	store Store
+	dir   *config.Directory
+	met   *metrics
+
+	mu       sync.Mutex // guards routes and sessions
+	routes   map[ari.ChannelID]*session
+	sessions map[string]*session
+	wg       sync.WaitGroup
+	closing  bool
+
+	// hooks let tests act at exact points of a session (nil in production).
+	hooks struct {
+		beforeSnoop func(s *session, id ari.ChannelID)
+	}
+}
+
+// New builds the app. It makes no calls until Run.
+func New(cfg Config, client ARI, st Store, dir *config.Directory) *App {
+	cfg.defaults()
+	return &App{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ari:      client,
+		store:    st,
+		dir:      dir,
+		met:      newMetrics(cfg.Registerer),
+		routes:   make(map[ari.ChannelID]*session),
+		sessions: make(map[string]*session),
+	}
+}
+
+// Run routes ARI events to sessions until ctx is done or events is closed, then ends every
+// session (teardown under its own timeout) and waits for them.
+func (a *App) Run(ctx context.Context, events <-chan ari.Event) error {
+	defer a.shutdown()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("ari event stream closed")
+			}
+			a.dispatch(ctx, ev)
+		}
+	}
+}
+
+// shutdown ends every live session. The session map is copied under the lock and the sessions
+// are ended outside it (their goroutines take the lock to unregister).
+func (a *App) shutdown() {
+	a.mu.Lock()
+	a.closing = true
+	live := make([]*session, 0, len(a.sessions))
+	for _, s := range a.sessions {
+		live = append(live, s)
+	}
+	a.mu.Unlock()
+	for _, s := range live {
+		s.post(evLeave{reason: ReasonShutdown})
+	}
+	a.wg.Wait()
+}
+
+// dispatch handles one event on the dispatcher goroutine; it never blocks on a session.
+func (a *App) dispatch(ctx context.Context, ev ari.Event) {
+	switch e := ev.(type) {
+	case *ari.StasisStart:
+		a.onStasisStart(ctx, e)
+		return
+	case *ari.ConnectionEvent:
+		a.log.Info().Str("state", e.State.String()).AnErr("cause", e.Err).Msg("ari connection")
+		a.met.connState(e.State)
+		return
+	}
+	ch := channelOf(ev)
+	if ch == "" {
+		return
+	}
+	a.mu.Lock()
+	s := a.routes[ch]
+	a.mu.Unlock()
+	if s != nil {
+		s.post(ev)
+	}
+}
+
+// channelOf returns the channel an event is about ("" for none).
+func channelOf(ev ari.Event) ari.ChannelID {
+	switch e := ev.(type) {
+	case *ari.StasisEnd:
+		return ari.ChannelID(e.Channel.ID)
+	case *ari.ChannelDestroyed:
+		return ari.ChannelID(e.Channel.ID)
+	case *ari.ChannelHangupRequest:
+		return ari.ChannelID(e.Channel.ID)
+	case *ari.ChannelDtmfReceived:
+		return ari.ChannelID(e.Channel.ID)
+	case *ari.ChannelStateChange:
+		return ari.ChannelID(e.Channel.ID)
+	}
+	return ""
+}
+
+func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
+	id := ari.ChannelID(e.Channel.ID)
+	a.mu.Lock()
+	s := a.routes[id]
+	closing := a.closing
+	a.mu.Unlock()
+	if s != nil {
+		s.post(e)
+		return
+	}
+	kind := ""
+	if len(e.Args) > 0 {
+		kind = e.Args[0]
+	}
+	switch {
+	case kind == argFeature && !closing:
+		a.startFeature(ctx, e)
+	case kind == argSnoop, strings.HasPrefix(string(id), snoopPrefix):
+		// A snoop whose session is gone (it ended while the snoop was being made): drop it.
+		a.log.Info().Str("channel", string(id)).Msg("orphan snoop: hanging up")
+		go a.bestEffortHangup(ctx, id)
+	default:
+		a.log.Warn().Str("channel", string(id)).Strs("args", e.Args).Msg("unexpected channel in Stasis: hanging up")
+		go a.bestEffortHangup(ctx, id)
+	}
+}
+
+func (a *App) bestEffortHangup(ctx context.Context, id ari.ChannelID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+	defer cancel()
+	if err := a.ari.Hangup(ctx, id, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
+		a.log.Warn().Err(err).Str("channel", string(id)).Msg("hangup")
+	}
+}
+
+// register adds a session's channel route. It must run before the ARI call that creates or
+// involves the channel, so that no event about it can arrive unrouted.
+func (a *App) register(id ari.ChannelID, s *session) {
+	a.mu.Lock()
+	a.routes[id] = s
+	a.mu.Unlock()
+}
+
+func (a *App) unregister(id ari.ChannelID) {
+	a.mu.Lock()
+	delete(a.routes, id)
+	a.mu.Unlock()
+}
+
+// addSession starts s's goroutine; false when the app is shutting down.
+func (a *App) addSession(ctx context.Context, s *session, run func(context.Context)) bool {
+	a.mu.Lock()
+	if a.closing {
+		a.mu.Unlock()
+		return false
+	}
+	a.sessions[s.id] = s
+	a.routes[s.supChan] = s
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		defer a.removeSession(s)
+		run(ctx)
+	}()
+	return true
+}
+
+func (a *App) removeSession(s *session) {
+	a.mu.Lock()
+	delete(a.sessions, s.id)
+	for id, r := range a.routes {
+		if r == s {
+			delete(a.routes, id)
+		}
+	}
+	a.mu.Unlock()
+}
+
+// Live returns the ids of the sessions this instance runs now.
+func (a *App) Live() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]string, 0, len(a.sessions))
+	for id := range a.sessions {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// endpointOf turns a channel name such as "PJSIP/700-0000001a" into its endpoint "PJSIP/700".
+func endpointOf(channelName string) string {
+	if i := strings.LastIndexByte(channelName, '-'); i > 0 {
+		return channelName[:i]
+	}
+	return channelName
+}
+
+func newSessionID() string { return sessionPrefix + uuid.NewString() }
+
+// audit appends an audit entry, bounded by CallTimeout.
+func (a *App) audit(ctx context.Context, e store.AuditEntry) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+	defer cancel()
+	if e.Time.IsZero() {
+		e.Time = a.cfg.Clock()
+	}
+	if _, err := a.store.AppendAudit(ctx, e); err != nil {
+		return fmt.Errorf("audit %s %s: %w", e.Action, e.Outcome, err)
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/earpiece/earpiece/dialplan"
+)
+
+// maxIDLen caps tenant ids (they end up in Redis keys, URLs and Asterisk
+// context names, which Asterisk limits to 79 characters).
+const maxIDLen = 64
+
+// Validate checks the whole configuration and reports every problem at once
+// (errors.Join), in file order. Each message starts with where the problem
+// is, e.g.
+//
+//	tenants[acme].hunt_groups[support].members[2]: unknown extension "799"
+//
+// Tenants, hunt groups and API keys are named by their id or name when it is
+// usable and not a repeat, otherwise by index; extensions and members are
+// named by index. Dialing-rule problems keep the dialplan sentinels
+// (errors.Is(err, dialplan.ErrConflict) works through the join).
+//
+// Validate expects defaults to have been applied (Load does it); without
+// them, empty fields are reported as missing.
+func (c *Config) Validate() error {
+	var v validator
+	c.validateServices(&v)
+	v.endpoints = map[string]string{}
+	v.keyHashes = map[string]string{}
+	tenantIDs := map[string]int{}
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		where := fmt.Sprintf("tenants[%d]", i)
+		switch first, dup := tenantIDs[t.ID]; {
+		case t.ID == "":
+			v.add(where, "id: required")
+		case !validID(t.ID):
+			v.add(where, "id %q: want 1-%d characters from a-z, 0-9, '-' and '_'", t.ID, maxIDLen)
+		case dup:
+			v.add(where, "id %q already used by tenants[%d]", t.ID, first)
+		default:
+			tenantIDs[t.ID] = i
+			where = fmt.Sprintf("tenants[%s]", t.ID)
+		}
+		v.tenant(where, t)
+	}
+	return errors.Join(v.errs...)
+}
+
+func (c *Config) validateServices(v *validator) {
+	if u, ok := v.url("ari.url", c.ARI.URL); ok && u.Scheme != "http" && u.Scheme != "https" {
+		v.add("ari.url", "%q: scheme must be http or https", c.ARI.URL)
+	}
+	if c.ARI.User == "" {
+		v.add("ari.user", "required")
+	}
+	if !validName(c.ARI.App) {
+		v.add("ari.app", "%q: want 1-64 ASCII letters, digits, '-' or '_'", c.ARI.App)
+	}
+	if u, ok := v.url("redis.url", c.Redis.URL); ok && u.Scheme != "redis" && u.Scheme != "rediss" {
+		v.add("redis.url", "%q: scheme must be redis or rediss", c.Redis.URL)
+	}
+	if c.HTTP.Listen == "" {
+		v.add("http.listen", "required")
+	} else if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		v.add("http.listen", "%q: want host:port: %v", c.HTTP.Listen, err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add("http.listen", "%q: port must be a number from 0 to 65535", c.HTTP.Listen)
+	}
+}
+
+// validator collects problems, and the cross-tenant uniqueness indexes.
+type validator struct {
+	errs      []error
+	endpoints map[string]string // normalised endpoint -> where first seen
+	keyHashes map[string]string // lower-case hex sha256 -> where first seen
+}
+
+func (v *validator) add(where, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: "+format, append([]any{where}, args...)...))
+}
+
+// url parses an absolute URL with a host, reporting why not.
+func (v *validator) url(where, raw string) (*url.URL, bool) {
+	if raw == "" {
+		v.add(where, "required")
+		return nil, false
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		v.add(where, "%v", err)
+		return nil, false
+	}
+	if u.Scheme == "" || u.Host == "" {
+		v.add(where, "%q: want an absolute URL with a host", raw)
+		return nil, false
+	}
+	return u, true
+}
+
+func (v *validator) tenant(where string, t *Tenant) {
+	if !t.Announce.Valid() {
+		v.add(where+".announce", "%q: want none or beep", t.Announce)
+	}
+	if err := t.DialingRules.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			v.errs = append(v.errs, fmt.Errorf("%s.dialing_rules: %w", where, e))
+		}
+	}
+
+	numbers := map[string]int{}
+	exts := map[string]*Extension{}
+	for i := range t.Extensions {
+		e := &t.Extensions[i]
+		w := fmt.Sprintf("%s.extensions[%d]", where, i)
+		switch first, dup := numbers[e.Number]; {
+		case e.Number == "":
+			v.add(w, "number: required")
+		case !dialplan.ValidTarget(e.Number):
+			v.add(w, "number %q: want 1-%d digits", e.Number, dialplan.MaxTargetLen)
+		case dup:
+			v.add(w, "number %q already used by extensions[%d]", e.Number, first)
+		default:
+			numbers[e.Number] = i
+			exts[e.Number] = e
+		}
+		switch norm, ok := normalizeEndpoint(e.Endpoint); {
+		case e.Endpoint == "":
+			v.add(w, "endpoint: required")
+		case !ok:
+			v.add(w, "endpoint %q: want TECH/resource, e.g. PJSIP/744", e.Endpoint)
+		default:
+			if first, dup := v.endpoints[norm]; dup {
+				v.add(w, "endpoint %q already used by %s", e.Endpoint, first)
+			} else {
+				v.endpoints[norm] = w
+			}
+		}
+		if !e.Role.Valid() {
+			v.add(w, "role %q: want agent, supervisor or admin", e.Role)
+		}
+	}
+
+	groups := map[string]int{}
+	for i := range t.HuntGroups {
+		g := &t.HuntGroups[i]
+		w := fmt.Sprintf("%s.hunt_groups[%d]", where, i)
+		switch first, dup := groups[g.Name]; {
+		case g.Name == "":
+			v.add(w, "name: required")
+		case dup:
+			v.add(w, "name %q already used by hunt_groups[%d]", g.Name, first)
+		default:
+			groups[g.Name] = i
+			w = fmt.Sprintf("%s.hunt_groups[%s]", where, g.Name)
+		}
+		members := map[string]int{}
+		for j, m := range g.Members {
+			mw := fmt.Sprintf("%s.members[%d]", w, j)
+			first, dup := members[m.Extension]
+			switch e, known := exts[m.Extension]; {
+			case m.Extension == "":
+				v.add(mw, "extension: required")
+			case !known:
+				v.add(mw, "unknown extension %q", m.Extension)
+			case dup:
+				v.add(mw, "extension %q already listed at members[%d]", m.Extension, first)
+			case m.SupervisionAllowed && !e.Role.MaySupervise():
+				v.add(mw, "supervision_allowed: extension %q has role %s (want supervisor or admin)", m.Extension, e.Role)
+			}
+			if !dup {
+				members[m.Extension] = j
+			}
+		}
+	}
+
+	names := map[string]int{}
+	for i := range t.APIKeys {
+		k := &t.APIKeys[i]
+		w := fmt.Sprintf("%s.api_keys[%d]", where, i)
+		switch first, dup := names[k.Name]; {
+		case k.Name == "":
+			v.add(w, "name: required")
+		case dup:
+			v.add(w, "name %q already used by api_keys[%d]", k.Name, first)
+		default:
+			names[k.Name] = i
+			w = fmt.Sprintf("%s.api_keys[%s]", where, k.Name)
+		}
+		switch {
+		case k.Role == "":
+			v.add(w, "role: required")
+		case !k.Role.Valid():
+			v.add(w, "role %q: want agent, supervisor or admin", k.Role)
+		}
+		if sum, err := hex.DecodeString(k.SHA256); err != nil || len(sum) != 32 {
+			v.add(w, "sha256: want the key's SHA-256 as 64 hex digits")
+		} else if first, dup := v.keyHashes[strings.ToLower(k.SHA256)]; dup {
+			v.add(w, "sha256: same key as %s", first)
+		} else {
+			v.keyHashes[strings.ToLower(k.SHA256)] = w
+		}
+		e, known := exts[k.Extension]
+		switch k.Role {
+		case RoleAdmin:
+			if k.Extension != "" {
+				v.add(w, "extension %q: admin keys act for the whole tenant and name no extension", k.Extension)
+			}
+		case RoleSupervisor, RoleAgent:
+			switch {
+			case k.Extension == "":
+				v.add(w, "extension: required for a %s key", k.Role)
+			case !known:
+				v.add(w, "unknown extension %q", k.Extension)
+			case k.Role == RoleSupervisor && !e.Role.MaySupervise():
+				v.add(w, "extension %q has role %s; a supervisor key needs a supervisor or admin extension", k.Extension, e.Role)
+			}
+		default:
+			// An unknown or missing role is reported above.
+		}
+	}
+}
+
+// unjoin splits an errors.Join result into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// validID reports whether s is a usable tenant id.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validName reports whether s is a usable Stasis application name.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeEndpoint checks TECH/resource and returns it with the technology
+// upper-cased: Asterisk matches channel technologies case-insensitively
+// (pjsip/744 and PJSIP/744 are the same device) but resources exactly.
+//
+// TECH is a letter then letters, digits or '_'; the resource is letters,
+// digits and . _ - + @.
+func normalizeEndpoint(s string) (string, bool) {
+	tech, res, ok := strings.Cut(s, "/")
+	if !ok || tech == "" || res == "" {
+		return "", false
+	}
+	for i := 0; i < len(tech); i++ {
+		c := tech[i]
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !(letter || i > 0 && ('0' <= c && c <= '9' || c == '_')) {
+			return "", false
+		}
+	}
+	for i := 0; i < len(res); i++ {
+		c := res[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-+@", c) >= 0) {
+			return "", false
+		}
+	}
+	return strings.ToUpper(tech) + "/" + res, true
+}
