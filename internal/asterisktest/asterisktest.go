@@ -284,9 +284,9 @@ transmit_silence = no
 		"http.conf": fmt.Sprintf("[general]\nenabled=yes\nbindaddr=127.0.0.1\nbindport=%d\n", httpPort),
 		"ari.conf": fmt.Sprintf("[general]\nenabled=yes\npretty=no\n\n[%s]\ntype=user\nread_only=no\npassword_format=plain\npassword=%s\n",
 			i.User, i.Password),
-		"rtp.conf": fmt.Sprintf("[general]\nrtpstart=%d\nrtpend=%d\nstrictrtp=no\n", i.rtpBase, i.rtpBase+198),
+		"rtp.conf":             fmt.Sprintf("[general]\nrtpstart=%d\nrtpend=%d\nstrictrtp=no\n", i.rtpBase, i.rtpBase+198),
 		"pjsip_transport.conf": fmt.Sprintf("[transport-udp]\ntype=transport\nprotocol=udp\nbind=127.0.0.1:%d\n", i.SIPPort),
-		"logger.conf": "[general]\ndateformat=%F %T.%3q\n\n[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n",
+		"logger.conf":          "[general]\ndateformat=%F %T.%3q\n\n[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n",
 	}
 	for name, body := range overlay {
 		if err := os.WriteFile(filepath.Join(hostDir, "etc", name), []byte(body), 0o644); err != nil {
