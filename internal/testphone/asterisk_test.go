@@ -46,7 +46,7 @@ func TestThroughAsterisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("first tone frame after Call returned: customer %.1f frames, agent %.1f frames",
+	t.Logf("first tone frame after the INVITE: customer %.1f frames, agent %.1f frames",
 		frames(aFirst.Sub(start)), frames(bFirst.Sub(start)))
 
 	t0 := time.Now()
@@ -78,6 +78,18 @@ func TestThroughAsterisk(t *testing.T) {
 	}
 	fr := cc.Frames()
 	t.Logf("customer's last frame: levels %v", fr[len(fr)-1].Levels)
+
+	// A tone change crosses Asterisk within a few frames.
+	ts := time.Now()
+	ac.SetTone(ToneSupervisor)
+	on, err := cc.AwaitToneSince(ctx, ts, ToneSupervisor, true, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SetTone on the agent -> customer hears it: %.1f frames", frames(on.Sub(ts)))
+	if lat, limit := on.Sub(ts), 5*frameDuration+ac.SenderStall(ts, on); lat > limit {
+		t.Errorf("tone change took %v through Asterisk (limit %v)", lat, limit)
+	}
 
 	// DTMF passes through Asterisk (dtmf_mode=rfc4733).
 	if err := cc.SendDTMF(ctx, "59#"); err != nil {

@@ -1,0 +1,116 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/earpiece/earpiece/ari"
+	"github.com/earpiece/earpiece/internal/testphone"
+)
+
+// expectRefusal dials code from sup and checks the refusal by ear: the call is answered, the
+// supervisor hears congestion (480+620 Hz) and is hung up; nothing is left behind; the audit
+// trail says why (when Redis is up).
+func (r *rig) expectRefusal(sup *testphone.Phone, code, tenant, reason string) {
+	r.t.Helper()
+	c, _ := r.dial(sup, code)
+	r.hears(c, toneRefusalLow, "refused supervisor")
+	r.hears(c, toneRefusalHigh, "refused supervisor")
+	r.awaitEnded(c, 5*time.Second, "refused supervisor")
+	r.silentOn(c, testphone.ToneCustomer, time.Time{}, time.Now(), "refused supervisor")
+	r.assertClean(tenant)
+	if reason == "" {
+		return
+	}
+	for _, e := range r.audit(tenant) {
+		if e.Action == "join" && e.Outcome == "refused" && e.Extra["dialed"] == code {
+			if e.Reason != reason || e.Actor != sup.User() {
+				r.t.Errorf("refusal of %s audited as %s by %s, want %s by %s", code, e.Reason, e.Actor, reason, sup.User())
+			}
+			return
+		}
+	}
+	r.t.Errorf("no audit entry for the refusal of %s (%s)", code, reason)
+}
+
+// TestE2ERefusals: every way a feature code is turned away is heard as congestion, audited, and
+// leaves nothing on Asterisk or in Redis; the supervised call is never disturbed.
+func TestE2ERefusals(t *testing.T) {
+	r := newRig(t)
+	customer := r.phone("800", hzCustomer, testphone.AutoAnswer)
+	agent := r.phone("744", hzAgent, testphone.AutoAnswer)
+	r.phone("745", hzAgent, testphone.AutoAnswer) // registered, idle
+	sup := r.phone("700", hzSupervisor, testphone.AutoAnswer)
+	agentRole := r.phone("746", hzSupervisor, testphone.AutoAnswer)
+	other := r.phone("900", hzSupervisor, testphone.AutoAnswer)
+	c := r.connect(customer, agent, "744")
+	start := time.Now()
+
+	cases := []struct {
+		name   string
+		phone  *testphone.Phone
+		code   string
+		tenant string
+		reason string
+	}{
+		{"unknown extension", sup, "*90799", "acme", RefuseUnknownExtension},
+		{"not in the agent's hunt group", sup, "*90746", "acme", RefuseNotAllowed},
+		{"no active call", sup, "*90745", "acme", RefuseNoActiveCall},
+		{"self", sup, "*90700", "acme", RefuseSelf},
+		{"letters for a target", sup, "*91abc", "acme", RefuseInvalidTarget},
+		{"agent role", agentRole, "*90744", "acme", RefuseNotSupervisor},
+		{"tenant disabled", other, "*21901", "globex", RefuseTenantDisabled},
+		{"other tenant's extension", other, "*21744", "globex", RefuseTenantDisabled},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r.t = t
+			r.expectRefusal(tc.phone, tc.code, tc.tenant, tc.reason)
+		})
+	}
+
+	t.Run("caller in no tenant", func(t *testing.T) {
+		r.t = t
+		// A Local channel entering the app as if it had dialed a code: its endpoint is no
+		// tenant's phone.
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		defer cancel()
+		ch, err := r.client.Originate(ctx, ari.OriginateRequest{
+			Endpoint: "Local/tone2000@earpiece-test-tones", App: "earpiece", AppArgs: "feature,acme,*90744",
+			ChannelID: "test-stranger",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "stranger hung up", func() bool {
+			_, err := r.client.GetChannel(ctx, ch.ID)
+			return err != nil
+		})
+		r.assertClean("acme")
+		if _, ok := findAudit(r.audit("_unknown"), "join", "refused", RefuseUnknownCaller); !ok {
+			t.Error("no audit entry for the unknown caller")
+		}
+	})
+
+	t.Run("redis unavailable", func(t *testing.T) {
+		r.t = t
+		r.redis.Stop()
+		c2, _ := r.dial(sup, "*90744")
+		r.hears(c2, toneRefusalLow, "supervisor while Redis is down")
+		r.awaitEnded(c2, 8*time.Second, "supervisor while Redis is down")
+		r.redis.Restart()
+		r.assertClean("acme")
+	})
+	r.t = t
+
+	// The customer and the agent heard each other the whole time.
+	if gap := c.customer.LongestAbsence(hzAgent, start, time.Now()); gap > 80*time.Millisecond {
+		t.Errorf("customer lost the agent for %v during the refusals", gap)
+	}
+	if gap := c.agent.LongestAbsence(hzCustomer, start, time.Now()); gap > 80*time.Millisecond {
+		t.Errorf("agent lost the customer for %v during the refusals", gap)
+	}
+	r.silentOn(c.agent, hzSupervisor, start, time.Now(), "agent during refusals")
+	r.silentOn(c.customer, hzSupervisor, start, time.Now(), "customer during refusals")
+}
