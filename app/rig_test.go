@@ -306,3 +306,17 @@ func findAudit(es []store.AuditEntry, action, outcome, reason string) (store.Aud
 	}
 	return store.AuditEntry{}, false
 }
+
+// maxGap is the longest a steady tone may go unheard at a mode switch or while supervision starts
+// and ends: about four frames, beyond the sender's own stalls on a loaded test machine.
+const maxGap = 80 * time.Millisecond
+
+// noGap asserts that listener heard hz (sent by sender) without a gap longer than maxGap in
+// [from, to), allowing for the sending phone's own CPU stalls in that window.
+func (r *rig) noGap(who string, listener, sender *testphone.Call, hz float64, from, to time.Time) {
+	r.t.Helper()
+	gap := listener.LongestAbsence(hz, from, to)
+	if allowed := maxGap + sender.SenderStall(from, to); gap > allowed {
+		r.t.Errorf("%s: %v Hz missing for %v (allowed %v)", who, hz, gap, allowed)
+	}
+}

@@ -681,7 +681,7 @@ func (s *session) teardown(ctx context.Context, act actTeardown) {
 		delete(s.made, id)
 	}
 	if act.hangupSupervisor && !s.supGone {
-		if act.tone != "" && s.supAnswered {
+		if act.tone != "" {
 			s.toneThenHangup(ctx, act.tone, a.cfg.EndTone)
 		} else if err := a.ari.Hangup(cctx, s.supChan, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
 			s.log.Warn().Err(err).Msg("hangup supervisor")
