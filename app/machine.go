@@ -176,13 +176,13 @@ func next(m machine, e event) (machine, []action) {
 		return m, []action{actSnoop{id: m.pending, mode: e.mode}}
 
 	case evSnoopUp:
-		if e.id != m.pending {
+		if e.id == "" || e.id != m.pending {
 			return m, nil
 		}
 		return m, []action{actBridgeSnoop{id: e.id}}
 
 	case evSnoopBridged:
-		if e.id != m.pending {
+		if e.id == "" || e.id != m.pending {
 			return m, nil
 		}
 		old, oldMode := m.snoop, m.mode
@@ -216,7 +216,7 @@ func next(m machine, e event) (machine, []action) {
 		return m, []action{actSnoop{id: m.pending, mode: e.mode}}
 
 	case evSnoopGone:
-		if e.id != m.snoop && e.id != m.pending {
+		if e.id == "" || (e.id != m.snoop && e.id != m.pending) {
 			return m, nil
 		}
 		// A snoop ends by itself when the snooped channel hangs up: the call is over.

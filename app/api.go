@@ -1,0 +1,95 @@
+package app
+
+import (
+	"errors"
+	"time"
+
+	"github.com/earpiece/earpiece/config"
+	"github.com/earpiece/earpiece/dialplan"
+)
+
+// The app's API for the HTTP edge (package webhooks): what a CRM or dashboard may ask of it.
+// Errors are domain errors; the edge maps them to status codes.
+
+// Domain errors of the API. Refusals also carry a stable code (see *Error).
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrForbidden   = errors.New("forbidden")
+	ErrConflict    = errors.New("conflict")
+	ErrInvalid     = errors.New("invalid request")
+	ErrUnavailable = errors.New("temporarily unavailable")
+)
+
+// Error is an API error with a stable code ("not_allowed", "no_active_call", ...) wrapping one
+// of the domain errors above.
+type Error struct {
+	Kind    error  // ErrNotFound, ErrForbidden, ErrConflict, ErrInvalid or ErrUnavailable
+	Code    string // stable, snake_case
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Unwrap() error { return e.Kind }
+func apiError(kind error, code, msg string) *Error {
+	return &Error{Kind: kind, Code: code, Message: msg}
+}
+
+// Principal is who makes an API request: an API key's tenant, role and (for agent and supervisor
+// keys) extension.
+type Principal struct {
+	Tenant    string
+	Role      config.Role
+	Extension string // "" for admin keys
+	KeyName   string
+}
+
+// Call is a call in progress, as listed by the API.
+type Call struct {
+	ID             string        `json:"call_id"` // the agent's channel id
+	Tenant         string        `json:"-"`
+	Agent          string        `json:"agent"`           // extension number
+	CustomerNumber string        `json:"customer_number"` // the other party's caller id number
+	Direction      string        `json:"direction"`       // "inbound" (customer called) or "outbound"
+	StartedAt      time.Time     `json:"started_at"`      // when the agent's channel was answered
+	Supervisors    []Participant `json:"supervisors"`
+}
+
+// Participant is a supervisor on a call.
+type Participant struct {
+	SessionID string `json:"session_id"`
+	Extension string `json:"extension"`
+	Mode      string `json:"mode"`
+	State     string `json:"state"`
+}
+
+// JoinRequest asks earpiece to call a supervisor's phone and join them to a call.
+type JoinRequest struct {
+	CallID     string        // either CallID or Agent
+	Agent      string        // agent extension
+	Supervisor string        // supervisor extension ("" = the principal's own)
+	Mode       dialplan.Mode // initial mode
+}
+
+// Notification is an event for dashboards (SSE) and CRMs (outbound webhooks).
+type Notification struct {
+	Type   string    `json:"type"` // call.started, call.ended, supervision.ringing, supervision.started, supervision.mode_changed, supervision.ended
+	Tenant string    `json:"tenant"`
+	Time   time.Time `json:"time"`
+	Data   any       `json:"data"`
+}
+
+// Notifier receives notifications. Notify must not block: a slow or dead receiver never delays
+// call handling.
+type Notifier interface {
+	Notify(n Notification)
+}
+
+// Notification types.
+const (
+	NoteCallStarted        = "call.started"
+	NoteCallEnded          = "call.ended"
+	NoteSupervisionRinging = "supervision.ringing"
+	NoteSupervisionStarted = "supervision.started"
+	NoteSupervisionMode    = "supervision.mode_changed"
+	NoteSupervisionEnded   = "supervision.ended"
+)
