@@ -39,6 +39,7 @@ type ARI interface {
 	AddChannel(ctx context.Context, bridge ari.BridgeID, req ari.AddChannelRequest) error
 	DestroyBridge(ctx context.Context, id ari.BridgeID) error
 	ListBridges(ctx context.Context) ([]ari.Bridge, error)
+	ListChannels(ctx context.Context) ([]ari.Channel, error)
 	GetEndpoint(ctx context.Context, tech, resource string) (ari.Endpoint, error)
 }
 
@@ -138,6 +139,8 @@ type App struct {
 	wg       sync.WaitGroup
 	closing  bool
 
+	reconcileMu sync.Mutex // one reconciliation at a time
+
 	// hooks let tests act at exact points of a session (nil in production).
 	hooks struct {
 		beforeSnoop func(s *session, id ari.ChannelID)
@@ -201,6 +204,13 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 	case *ari.ConnectionEvent:
 		a.log.Info().Str("state", e.State.String()).AnErr("cause", e.Err).Msg("ari connection")
 		a.met.connState(e.State)
+		if e.State == ari.Connected || e.State == ari.Desynced {
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				a.reconcile(ctx)
+			}()
+		}
 		return
 	}
 	ch := channelOf(ev)

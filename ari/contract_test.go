@@ -212,6 +212,22 @@ func waitGone(t *testing.T, c *ari.Client, mine func(id string) bool) {
 	}
 }
 
+// awaitGone polls GET /channels/{id} until it is a 404.
+func (k *kit) awaitGone(id ari.ChannelID) {
+	k.t.Helper()
+	deadline := time.Now().Add(contractWait)
+	for {
+		_, err := k.c.GetChannel(k.ctx(), id)
+		if errors.Is(err, ari.ErrNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			k.t.Fatalf("channel %s still there after %v (last GET: %v)", id, contractWait, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (k *kit) ctx() context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), contractWait)
 	k.t.Cleanup(cancel)
@@ -322,17 +338,32 @@ func poke(ch chan struct{}) {
 }
 
 // await returns the first event after the previous await's match that satisfies match, skipping
-// the others. It fails the test after contractWait, listing what it skipped.
+// the others: successive awaits check the order of events. It fails the test after
+// contractWait, listing what it skipped.
 func (w *watcher) await(t testing.TB, what string, match func(ari.Event) bool) stamped {
+	t.Helper()
+	return w.wait(t, &w.next, what, match)
+}
+
+// eventually returns the first event of the whole stream that satisfies match, waiting for it if
+// need be, for events whose order relative to the awaited ones is not fixed. It does not move
+// await's position.
+func (w *watcher) eventually(t testing.TB, what string, match func(ari.Event) bool) stamped {
+	t.Helper()
+	pos := 0
+	return w.wait(t, &pos, what, match)
+}
+
+func (w *watcher) wait(t testing.TB, pos *int, what string, match func(ari.Event) bool) stamped {
 	t.Helper()
 	deadline := time.NewTimer(contractWait)
 	defer deadline.Stop()
-	from := w.next
+	from := *pos
 	for {
 		w.mu.Lock()
-		for w.next < len(w.seen) {
-			s := w.seen[w.next]
-			w.next++
+		for *pos < len(w.seen) {
+			s := w.seen[*pos]
+			*pos++
 			if match(s.ev) {
 				w.mu.Unlock()
 				return s

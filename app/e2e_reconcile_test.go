@@ -1,0 +1,62 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/earpiece/earpiece/ari"
+	"github.com/earpiece/earpiece/store"
+)
+
+// TestE2EReconcileOrphans: what a crashed instance left (a bridge named earpiece:<session> and a
+// live session record of this instance) is removed on reconnection; a live session of another
+// instance sharing the Redis is left alone.
+func TestE2EReconcileOrphans(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	mk := func(sid, instance string) ari.BridgeID {
+		t.Helper()
+		b, err := r.client.CreateBridge(ctx, ari.CreateBridgeRequest{BridgeID: bridgeID(sid), Types: []string{"mixing"}, Name: BridgeNamePrefix + sid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		if err := r.store.CreateSession(ctx, store.Session{
+			ID: sid, Tenant: "acme", Supervisor: "700", Agent: "744", CallID: "c-" + sid, Origin: "feature_code",
+			Mode: "spy", State: store.StateActive, SupervisorChannel: "sup-chan-" + sid, AgentChannel: "agent-" + sid,
+			BridgeID: string(b.ID), Instance: instance, StartedAt: now, UpdatedAt: now,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return b.ID
+	}
+	crashed := mk(sessionPrefix+"00000000-0000-0000-0000-00000000dead", "test")
+	other := mk(sessionPrefix+"00000000-0000-0000-0000-0000000a11ve", "other-instance")
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r.client.DestroyBridge(cctx, other)
+	})
+
+	r.app.reconcile(ctx)
+
+	if _, err := r.client.GetBridge(ctx, crashed); !errors.Is(err, ari.ErrNotFound) {
+		t.Errorf("orphaned bridge still there: %v", err)
+	}
+	s, err := r.store.GetSession(ctx, sessionPrefix+"00000000-0000-0000-0000-00000000dead")
+	if err != nil || s.State != store.StateEnded || s.EndReason != ReasonLost {
+		t.Errorf("orphaned session: %v %+v", err, s)
+	}
+	if _, err := r.client.GetBridge(ctx, other); err != nil {
+		t.Errorf("another instance's bridge was removed: %v", err)
+	}
+	if s, err := r.store.GetSession(ctx, sessionPrefix+"00000000-0000-0000-0000-0000000a11ve"); err != nil || !s.Live() {
+		t.Errorf("another instance's session was ended: %v %+v", err, s)
+	}
+	if _, ok := findAudit(r.audit("acme"), "end", "ok", ReasonLost); !ok {
+		t.Error("no audit entry for the lost session")
+	}
+}
