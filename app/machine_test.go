@@ -119,7 +119,7 @@ func TestMachine(t *testing.T) {
 			from:      active(spy),
 			events:    []event{evModeWanted{mode: barge}, evFailed{snoop: "s-2", err: errors.New("boom")}},
 			wantPhase: phaseActive, wantMode: spy, wantSnoop: "s-1",
-			want:      []action{actSnoop{id: "s-2", mode: barge}, actDropSnoop{id: "s-2"}},
+			want: []action{actSnoop{id: "s-2", mode: barge}, actDropSnoop{id: "s-2"}},
 		},
 		{
 			name:      "a failure while joining ends the session with an audible tone",
@@ -136,7 +136,7 @@ func TestMachine(t *testing.T) {
 			from:      active(whisper),
 			events:    []event{evSnoopGone{id: "s-1"}},
 			wantPhase: phaseEnding, wantMode: whisper, wantSnoop: "s-1",
-			want:      []action{actTeardown{reason: ReasonCallEnded, tone: toneCallEnded, hangupSupervisor: true}},
+			want: []action{actTeardown{reason: ReasonCallEnded, tone: toneCallEnded, hangupSupervisor: true}},
 		},
 		{
 			name:      "a dropped old snoop ending is not the call ending",
@@ -159,7 +159,7 @@ func TestMachine(t *testing.T) {
 			from:      active(spy),
 			events:    []event{evLeave{reason: ReasonAPI}, evModeWanted{mode: barge}, evSnoopGone{id: "s-1"}, evSupervisorGone{}},
 			wantPhase: phaseEnding, wantMode: spy, wantSnoop: "s-1",
-			want:      []action{actTeardown{reason: ReasonAPI, hangupSupervisor: true}},
+			want: []action{actTeardown{reason: ReasonAPI, hangupSupervisor: true}},
 		},
 		{
 			name:      "mode requests while joining are ignored",

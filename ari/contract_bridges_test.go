@@ -54,7 +54,7 @@ func contractBridges(t *testing.T, env *contractEnv) {
 		t.Fatalf("addChannel c: %v", err)
 	}
 	k.w.eventually(t, "ChannelEnteredBridge of c", inBridge("ChannelEnteredBridge", two, c))
-	k.w.next = len(k.w.all())
+	k.w.skipAll()
 	if err := k.c.AddChannel(ctx, two, ari.AddChannelRequest{Channels: []ari.ChannelID{a}}); err != nil {
 		t.Fatalf("addChannel of a, already in another bridge: %v", err)
 	}

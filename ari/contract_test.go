@@ -382,6 +382,13 @@ func (w *watcher) wait(t testing.TB, pos *int, what string, match func(ari.Event
 	}
 }
 
+// skipAll makes the next await consider only events recorded from now on.
+func (w *watcher) skipAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.next = len(w.seen)
+}
+
 // all returns every event recorded so far.
 func (w *watcher) all() []ari.Event {
 	w.mu.Lock()
