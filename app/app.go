@@ -40,6 +40,8 @@ type ARI interface {
 	DestroyBridge(ctx context.Context, id ari.BridgeID) error
 	ListBridges(ctx context.Context) ([]ari.Bridge, error)
 	ListChannels(ctx context.Context) ([]ari.Channel, error)
+	Originate(ctx context.Context, req ari.OriginateRequest) (ari.Channel, error)
+	Subscribe(ctx context.Context, app string, sources ...string) (ari.Application, error)
 	GetEndpoint(ctx context.Context, tech, resource string) (ari.Endpoint, error)
 }
 
@@ -70,6 +72,10 @@ type Config struct {
 	// ClaimTTL is how long claims on channels and talker slots live without renewal (12 h).
 	ClaimTTL time.Duration
 	Logger   zerolog.Logger
+	// RingTimeout bounds how long an API join rings the supervisor's phone (30 s).
+	RingTimeout time.Duration
+	// Notifier receives call and supervision notifications (none when nil).
+	Notifier Notifier
 	// Registerer receives the app's metrics (none registered when nil).
 	Registerer prometheus.Registerer
 	Clock      func() time.Time
@@ -93,6 +99,9 @@ func (c *Config) defaults() {
 	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = 5 * time.Second
+	}
+	if c.RingTimeout <= 0 {
+		c.RingTimeout = 30 * time.Second
 	}
 	if c.ClaimTTL <= 0 {
 		c.ClaimTTL = 12 * time.Hour
@@ -140,6 +149,7 @@ type App struct {
 	closing  bool
 
 	reconcileMu sync.Mutex // one reconciliation at a time
+	calls       calls
 
 	// hooks let tests act at exact points of a session (nil in production).
 	hooks struct {
@@ -150,7 +160,7 @@ type App struct {
 // New builds the app. It makes no calls until Run.
 func New(cfg Config, client ARI, st Store, dir *config.Directory) *App {
 	cfg.defaults()
-	return &App{
+	a := &App{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		ari:      client,
@@ -160,12 +170,21 @@ func New(cfg Config, client ARI, st Store, dir *config.Directory) *App {
 		routes:   make(map[ari.ChannelID]*session),
 		sessions: make(map[string]*session),
 	}
+	a.calls.trigger = make(chan struct{}, 1)
+	return a
 }
 
 // Run routes ARI events to sessions until ctx is done or events is closed, then ends every
 // session (teardown under its own timeout) and waits for them.
 func (a *App) Run(ctx context.Context, events <-chan ari.Event) error {
 	defer a.shutdown()
+	callsCtx, stopCalls := context.WithCancel(ctx)
+	defer stopCalls()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.runCalls(callsCtx)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -208,10 +227,15 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
+				a.subscribePhones(ctx)
 				a.reconcile(ctx)
+				a.touchCalls()
 			}()
 		}
 		return
+	}
+	if isCallEvent(ev) {
+		a.touchCalls()
 	}
 	ch := channelOf(ev)
 	if ch == "" {
@@ -266,6 +290,16 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 	default:
 		a.log.Warn().Str("channel", string(id)).Strs("args", e.Args).Msg("unexpected channel in Stasis: hanging up")
 		go a.bestEffortHangup(ctx, id)
+	}
+}
+
+// subscribePhones subscribes the app to every PJSIP endpoint, so the events of the phones' calls
+// (which never enter Stasis) keep the calls index current.
+func (a *App) subscribePhones(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+	defer cancel()
+	if _, err := a.ari.Subscribe(ctx, a.cfg.AppName, "endpoint:PJSIP"); err != nil {
+		a.log.Warn().Err(err).Msg("subscribing to PJSIP endpoints: the calls list refreshes only periodically")
 	}
 }
 

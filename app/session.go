@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -42,6 +43,11 @@ type session struct {
 	snoopTimer   *time.Timer
 	joinedAt     time.Time
 	answeredHook func() // test hook: called right after the supervisor is answered
+
+	// view is what other goroutines read of the session (see publish).
+	view atomic.Pointer[sessionView]
+	// modeWaiters are API mode requests waiting for their mode to be audible.
+	modeWaiters []*modeCmd
 
 	mbox mailbox
 	done chan struct{}
@@ -187,7 +193,12 @@ func (s *session) prepareFeature(ctx context.Context, endpoint, tenantArg, diale
 	agent, _ := a.dir.Extension(tenant.ID, target)
 	s.agent = agent
 	s.log = s.log.With().Str("agent", agent.Number).Str("join_mode", mode.String()).Logger()
-	return mode, s.prepareJoin(ctx, mode)
+	err = s.prepareJoin(ctx, mode)
+	if err == nil {
+		s.m.want = mode
+		s.publish(store.StateJoining)
+	}
+	return mode, err
 }
 
 // prepareJoin finds the agent's active call, audits, records the session, takes the talker slot
@@ -332,9 +343,7 @@ func (s *session) refuseAndHangup(ctx context.Context, err error, dialed string)
 	defer cancel()
 	s.cleanup(cctx)
 	if s.bridgeMade || s.agentChan != "" {
-		if _, err := a.store.EndSession(cctx, s.id, "refused", a.cfg.Clock()); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn().Err(err).Msg("ending refused session record")
-		}
+		a.endRecord(cctx, s.id, "refused")
 	}
 	s.toneThenHangup(ctx, toneRefused, a.cfg.RefusalTone)
 }
@@ -434,9 +443,12 @@ func (s *session) loop(ctx context.Context, mode dialplan.Mode) {
 				if s.m.phase == phaseEnding {
 					break
 				}
-				if e := s.translate(v); e != nil {
+				if cmd, ok := v.(*modeCmd); ok {
+					s.onModeCmd(ctx, cmd)
+				} else if e := s.translate(v); e != nil {
 					s.apply(ctx, e)
 				}
+				s.answerWaiters()
 			}
 		case <-timeout:
 			s.snoopTimer = nil
@@ -445,6 +457,42 @@ func (s *session) loop(ctx context.Context, mode dialplan.Mode) {
 			s.apply(ctx, evLeave{reason: ReasonShutdown})
 		}
 	}
+}
+
+// onModeCmd handles an API mode request: refused at once, or queued until audible.
+func (s *session) onModeCmd(ctx context.Context, cmd *modeCmd) {
+	if s.m.phase != phaseActive {
+		cmd.reply <- apiError(ErrConflict, "not_active", "the supervision is not active yet")
+		return
+	}
+	if cmd.mode != s.m.want {
+		e, err := s.wantMode(cmd.mode, "api")
+		if err != nil {
+			cmd.reply <- asAPIError(err)
+			return
+		}
+		if e != nil {
+			s.apply(ctx, e)
+		}
+	}
+	s.modeWaiters = append(s.modeWaiters, cmd)
+}
+
+// answerWaiters replies to API mode requests whose mode is now audible, or that a later request
+// or a failed switch overtook.
+func (s *session) answerWaiters() {
+	keep := s.modeWaiters[:0]
+	for _, w := range s.modeWaiters {
+		switch {
+		case s.m.pending == "" && s.m.mode == w.mode:
+			w.reply <- nil
+		case s.m.want != w.mode:
+			w.reply <- apiError(ErrConflict, "superseded", "another mode was asked for, or the switch failed")
+		default:
+			keep = append(keep, w)
+		}
+	}
+	s.modeWaiters = keep
 }
 
 // translate turns an ARI event or a command into a machine event (nil: nothing to do).
@@ -486,16 +534,18 @@ func (s *session) translate(v any) event {
 		if !ok {
 			return nil // other digits are ignored (absorbed: they never reach the call)
 		}
-		return s.wantMode(m, "dtmf")
+		ev, _ := s.wantMode(m, "dtmf")
+		return ev
 	}
 	return nil
 }
 
 // wantMode audits a mode change and takes the talker slot before it is asked of the machine;
-// a refused change is heard as a short congestion burst and leaves the mode as it is.
-func (s *session) wantMode(m dialplan.Mode, via string) event {
+// a refused change is heard as a short congestion burst, leaves the mode as it is, and is
+// returned as the error.
+func (s *session) wantMode(m dialplan.Mode, via string) (event, error) {
 	if s.m.phase != phaseActive || m == s.m.want {
-		return nil
+		return nil, nil
 	}
 	a := s.app
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.CallTimeout)
@@ -514,16 +564,16 @@ func (s *session) wantMode(m dialplan.Mode, via string) event {
 			a.met.refused(code)
 			s.log.Info().Str("reason", code).Str("to", m.String()).Msg("mode change refused")
 			s.briefTone(ctx)
-			return nil
+			return nil, err
 		}
 	}
 	if err := a.audit(ctx, s.auditEntry("mode_change", "allowed", "", extra)); err != nil {
 		s.log.Error().Err(err).Msg("mode change not audited: refused")
 		a.met.refused(RefuseStoreUnavailable)
 		s.briefTone(ctx)
-		return nil
+		return nil, refuse(RefuseStoreUnavailable, err)
 	}
-	return evModeWanted{mode: m}
+	return evModeWanted{mode: m}, nil
 }
 
 // briefTone plays half a second of congestion to the supervisor only (the playback is on their
@@ -612,6 +662,10 @@ func (s *session) do(ctx context.Context, act action) event {
 		}
 		a.met.sessionStarted(s.origin)
 		s.log.Info().Msg("supervision active")
+		a.notify(s.tenant.ID, NoteSupervisionStarted, map[string]string{
+			"session_id": s.id, "supervisor": s.supervisor.Number, "agent": s.agent.Number,
+			"call_id": string(s.agentChan), "mode": s.m.mode.String(), "origin": s.origin,
+		})
 		return nil
 
 	case actDropSnoop:
@@ -645,9 +699,14 @@ func (s *session) stopSnoopTimer() {
 func (s *session) modeChanged(ctx context.Context, from, to dialplan.Mode) {
 	a := s.app
 	now := a.cfg.Clock()
+	s.publish(store.StateActive)
 	if from.Valid() {
 		a.met.modeSwitched(from, to)
 		s.log.Info().Str("from", from.String()).Str("mode", to.String()).Msg("mode switched")
+		a.notify(s.tenant.ID, NoteSupervisionMode, map[string]string{
+			"session_id": s.id, "supervisor": s.supervisor.Number, "agent": s.agent.Number,
+			"from": from.String(), "mode": to.String(),
+		})
 	}
 	_, err := a.store.UpdateSession(ctx, s.id, func(r *store.Session) error {
 		r.SwitchMode(to.String(), now)
@@ -696,9 +755,9 @@ func (s *session) teardown(ctx context.Context, act actTeardown) {
 		s.log.Error().Err(err).Msg("end not audited")
 	}
 	now := a.cfg.Clock()
-	if _, err := a.store.EndSession(cctx, s.id, act.reason, now); err != nil {
-		s.log.Warn().Err(err).Msg("ending session record")
-	}
+	_ = now
+	s.publish(store.StateEnded)
+	a.endRecord(cctx, s.id, act.reason)
 	if !s.joinedAt.IsZero() {
 		a.met.sessionEnded(act.reason)
 	}

@@ -443,15 +443,14 @@ func findOrInstall() (string, error) {
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		return cmd.CombinedOutput()
 	}
-	out, err := install()
-	if err != nil {
+	if _, err := install(); err != nil {
 		// Fresh CI images often have no package lists yet.
 		upd := exec.CommandContext(ctx, aptGet, "update")
 		upd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if uout, uerr := upd.CombinedOutput(); uerr != nil {
 			return "", fmt.Errorf("redis-server not found; apt-get update failed: %v\n%s\n%s", uerr, tail(uout), hint)
 		}
-		if out, err = install(); err != nil {
+		if out, err := install(); err != nil {
 			return "", fmt.Errorf("redis-server not found; apt-get install -y redis-server failed: %v\n%s\n%s", err, tail(out), hint)
 		}
 	}
