@@ -118,7 +118,7 @@ func (a *App) rebuildCalls(ctx context.Context) {
 			c := Call{
 				ID: string(ch.ID), Tenant: tenant.ID, Agent: ext.Number,
 				CustomerNumber: ch.Connected.Number,
-				Direction:      direction(ch, ext.Number),
+				Direction:      direction(ch),
 				StartedAt:      ch.CreationTime.Time,
 			}
 			if c.CustomerNumber == "" {
@@ -152,14 +152,14 @@ func (a *App) rebuildCalls(ctx context.Context) {
 	}
 }
 
-// direction is "outbound" when the phone placed the call (its channel carries the phone's own
-// caller id), "inbound" when the channel was created by a Dial() to the phone (Asterisk copies
-// the calling party's caller id onto it).
-func direction(ch ari.Channel, ext string) string {
-	if ch.Caller.Number == ext {
-		return "outbound"
+// direction is "inbound" when the phone's channel was created by a Dial() (or a queue) calling
+// the phone — Asterisk then shows it running AppDial, "(Outgoing Line)" — and "outbound" when the
+// phone placed the call and its channel runs the dialplan itself.
+func direction(ch ari.Channel) string {
+	if strings.HasPrefix(ch.Dialplan.AppName, "AppDial") {
+		return "inbound"
 	}
-	return "inbound"
+	return "outbound"
 }
 
 // callsFor returns the tenant's calls, with this instance's supervisors on each, oldest first.
