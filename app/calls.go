@@ -21,7 +21,7 @@ import (
 
 // callIndex is one immutable snapshot.
 type callIndex struct {
-	byID    map[string]Call  // call id (agent channel) -> call
+	byID    map[string]Call   // call id (agent channel) -> call
 	byAgent map[string]string // tenant/extension -> call id
 	built   time.Time
 }
