@@ -160,16 +160,21 @@ func transportError(err error) error {
 }
 
 // responseError turns a non-2xx answer into an *Error, with Asterisk's
-// {"message": "..."} if the body has one.
+// {"message": "..."} if the body has one ({"error": "..."} on some answers,
+// such as originate's 500 "Allocation failed").
 func responseError(method, path string, resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	e := &Error{Method: method, Path: path, Status: resp.StatusCode}
 	var m struct {
 		Message string `json:"message"`
+		Error   string `json:"error"`
 	}
-	if json.Unmarshal(b, &m) == nil && m.Message != "" {
+	switch {
+	case json.Unmarshal(b, &m) == nil && m.Message != "":
 		e.Message = m.Message
-	} else {
+	case m.Error != "":
+		e.Message = m.Error
+	default:
 		e.Message = strings.TrimSpace(string(b))
 		if len(e.Message) > 200 {
 			e.Message = e.Message[:200] + "..."

@@ -92,7 +92,7 @@ func contractOriginate(t *testing.T, env *contractEnv) {
 
 	// Hangup with a reason.
 	err = k.c.Hangup(ctx, a, "sideways")
-	wantError(t, "hangup with an unknown reason", err, ari.ErrBadRequest, http.StatusBadRequest, "Invalid reason for hangup provided")
+	wantError(t, "hangup with an unknown reason", err, ari.ErrBadRequest, http.StatusBadRequest, "Invalid reason for hangup reason provided")
 	k.w.skipAll()
 	if err := k.c.Hangup(ctx, a, "busy"); err != nil {
 		t.Fatalf("hangup: %v", err)
@@ -168,10 +168,11 @@ func contractOriginateNoWebSocket(t *testing.T, env *contractEnv) {
 	wantError(t, "GET of the app", err, ari.ErrNotFound, http.StatusNotFound, "")
 }
 
-// contractDTMF: POST /channels/{id}/dtmf sends digits out of the channel. On a Local channel in
-// Stasis they reach its ;2 half, which the app is subscribed to (originate subscribed it), so the
-// app gets ChannelDtmfReceived for the ;2 half, one per digit, in order. They do not cross a
-// bridge: the channel bridged with the sender receives nothing.
+// contractDTMF: POST /channels/{id}/dtmf sends digits out of the channel (to the party), it
+// does not inject them into the channel. On a Local channel in Stasis they reach its ;2 half,
+// which the app is subscribed to (originate subscribed it), so the app gets ChannelDtmfReceived
+// for the ;2 half, one per digit, in order, with the duration asked for. Nothing crosses the
+// bridge: neither the sender nor the channel bridged with it raise ChannelDtmfReceived.
 func contractDTMF(t *testing.T, env *contractEnv) {
 	k := newKit(t, env, env.ast, nil)
 	ctx := k.ctx()
@@ -189,31 +190,38 @@ func contractDTMF(t *testing.T, env *contractEnv) {
 	err := k.c.SendDTMF(ctx, a, ari.DTMFRequest{})
 	wantError(t, "dtmf without digits", err, ari.ErrBadRequest, http.StatusBadRequest, "DTMF is required")
 	err = k.c.SendDTMF(ctx, a2, ari.DTMFRequest{DTMF: "1"})
-	if e := wantError(t, "dtmf to a channel not in Stasis", err, ari.ErrNotFound, http.StatusNotFound, ""); e != nil {
-		t.Logf("dtmf to a channel not in Stasis: %d %q", e.Status, e.Message)
-	}
+	wantError(t, "dtmf to a channel not in Stasis", err, ari.ErrConflict, http.StatusConflict, "Channel not in Stasis application")
 
 	const digits = "159#*"
 	k.w.skipAll()
 	start := time.Now()
-	if err := k.c.SendDTMF(ctx, a, ari.DTMFRequest{DTMF: digits, Duration: 80, Between: 50}); err != nil {
+	if err := k.c.SendDTMF(ctx, a, ari.DTMFRequest{DTMF: digits, Duration: 120, Between: 50}); err != nil {
 		t.Fatalf("dtmf: %v", err)
 	}
-	var durations []int
 	for _, d := range digits {
 		ev := k.w.await(t, fmt.Sprintf("ChannelDtmfReceived %c on the ;2 half", d), func(ev ari.Event) bool {
 			_, ok := ev.(*ari.ChannelDtmfReceived)
 			return ok && channelOf(ev) == a2
 		}).ev.(*ari.ChannelDtmfReceived)
-		if ev.Digit != string(d) {
-			t.Fatalf("ChannelDtmfReceived digit %q, want %q (digits %s in order)", ev.Digit, string(d), digits)
+		if ev.Digit != string(d) || ev.DurationMs != 120 {
+			t.Fatalf("ChannelDtmfReceived digit %q of %d ms, want %q of 120 ms (digits %s in order)", ev.Digit, ev.DurationMs, string(d), digits)
 		}
-		durations = append(durations, ev.DurationMs)
 	}
-	t.Logf("dtmf %q (80 ms each): ChannelDtmfReceived on %s with durations %v ms, the last %v after the POST", digits, a2, durations, time.Since(start))
-	k.w.none(t, "ChannelDtmfReceived on another channel", func(ev ari.Event) bool {
+	t.Logf("dtmf %q (120 ms each, 50 ms between): ChannelDtmfReceived on %s, the last %v after the POST", digits, a2, time.Since(start))
+
+	// A sentinel through b, which would come after anything a's digits did to b: only b's ;2
+	// half receives it. Asterisk lengthens a digit shorter than its minimum.
+	if err := k.c.SendDTMF(ctx, b, ari.DTMFRequest{DTMF: "0", Duration: 60}); err != nil {
+		t.Fatalf("dtmf: %v", err)
+	}
+	zero := k.w.await(t, "ChannelDtmfReceived 0 on b's ;2 half", is("ChannelDtmfReceived", b+";2")).ev.(*ari.ChannelDtmfReceived)
+	t.Logf("dtmf of 60 ms: ChannelDtmfReceived of %d ms", zero.DurationMs)
+	if zero.Digit != "0" {
+		t.Errorf("ChannelDtmfReceived on b's ;2 half: digit %q, want 0", zero.Digit)
+	}
+	k.w.none(t, "ChannelDtmfReceived on a channel in Stasis", func(ev ari.Event) bool {
 		_, ok := ev.(*ari.ChannelDtmfReceived)
-		return ok && channelOf(ev) != a2
+		return ok && (channelOf(ev) == a || channelOf(ev) == b)
 	})
 }
 
@@ -251,12 +259,63 @@ func contractPlayback(t *testing.T, env *contractEnv) {
 	if finished.Playback.State != "done" {
 		t.Errorf("PlaybackFinished state %q, want done", finished.Playback.State)
 	}
-	_, err = k.c.GetPlayback(ctx, pbID)
-	wantError(t, "GET of a finished playback", err, ari.ErrNotFound, http.StatusNotFound, "")
+	// The playback is forgotten just after its PlaybackFinished is published: a GET right
+	// after the event may still find it.
+	after := pollUntil(t, "GET of the finished playback is a 404", func() bool {
+		_, err := k.c.GetPlayback(ctx, pbID)
+		return errors.Is(err, ari.ErrNotFound)
+	})
+	t.Logf("GET of the playback a 404 %v after its PlaybackFinished was seen", after)
 	err = k.c.StopPlayback(ctx, pbID)
 	wantError(t, "stop of a finished playback", err, ari.ErrNotFound, http.StatusNotFound, "")
 	_, err = k.c.Play(ctx, k.chanID("nobody"), ari.PlayRequest{Media: []string{"tone:busy"}})
 	wantError(t, "play to an unknown channel", err, ari.ErrNotFound, http.StatusNotFound, "")
+}
+
+// contractPlaybackBlocksCommands: a playback runs on the channel's Stasis thread, so the channel
+// operations ARI queues to that thread (here SetVar) wait until the playback ends; a tone: plays
+// until stopped. Stopping the playback is not queued, and the waiting operation then runs: the
+// queue is not dropped when the client gives up waiting.
+func contractPlaybackBlocksCommands(t *testing.T, env *contractEnv) {
+	k := newKit(t, env, env.ast, nil)
+	ctx := k.ctx()
+	a := k.chanID("a")
+	k.originate("a", nil)
+	pbID := ari.PlaybackID(k.id("pb", "busy"))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), contractWait)
+		defer cancel()
+		_ = k.c.StopPlayback(ctx, pbID)
+	})
+	if _, err := k.c.Play(ctx, a, ari.PlayRequest{PlaybackID: pbID, Media: []string{"tone:busy"}}); err != nil {
+		t.Fatalf("play: %v", err)
+	}
+	k.w.await(t, "PlaybackStarted", isPlayback("PlaybackStarted", pbID))
+
+	short, cancel := context.WithTimeout(ctx, quietWindow)
+	defer cancel()
+	err := k.c.SetVar(short, a, "CONTRACT_QUEUED", "late")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("SetVar during a playback: %v, want it still waiting after %v", err, quietWindow)
+	}
+	if v, err := k.c.GetVar(ctx, a, "CONTRACT_QUEUED"); err == nil {
+		t.Logf("GetVar during the playback (not queued): %q", v)
+	} else if !errors.Is(err, ari.ErrNotFound) {
+		t.Errorf("GetVar during a playback: %v", err)
+	}
+	if err := k.c.StopPlayback(ctx, pbID); err != nil {
+		t.Fatalf("stop playback: %v", err)
+	}
+	k.w.await(t, "PlaybackFinished", isPlayback("PlaybackFinished", pbID))
+	k.w.eventually(t, "ChannelVarset of the SetVar that waited", func(ev ari.Event) bool {
+		e, ok := ev.(*ari.ChannelVarset)
+		return ok && e.Variable == "CONTRACT_QUEUED" && e.Value == "late"
+	})
+	start := time.Now()
+	if err := k.c.SetVar(ctx, a, "CONTRACT_AFTER", "x"); err != nil {
+		t.Errorf("SetVar after the playback: %v", err)
+	}
+	t.Logf("SetVar after the playback stopped: %v", time.Since(start))
 }
 
 // contractRecording: record a channel to wav, stop, fetch the stored file, delete it.
@@ -265,6 +324,13 @@ func contractRecording(t *testing.T, env *contractEnv) {
 	ctx := k.ctx()
 	a := k.chanID("a")
 	k.originate("a", nil)
+	// The ;2 half's Answer() waits up to 500 ms for media before the dialplan goes on to
+	// Playtones; until then a has no audio to record, and a recording of that is empty (a
+	// 44-byte header): Asterisk writes only the frames it reads.
+	k.w.eventually(t, "the ;2 half starting Playtones", func(ev ari.Event) bool {
+		e, ok := ev.(*ari.ChannelDialplan)
+		return ok && e.Channel.ID == a+";2" && strings.EqualFold(e.DialplanApp, "Playtones")
+	})
 	name := ari.RecordingName(k.id("rec", "a"))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), contractWait)
@@ -305,7 +371,7 @@ func contractRecording(t *testing.T, env *contractEnv) {
 	}
 	// 0.5 s of 8 kHz 16-bit mono is 8000 bytes after the 44-byte header; allow for the start
 	// and stop of the recording taking some of it.
-	t.Logf("stored recording: %d bytes", len(file))
+	t.Logf("stored recording of about 0.5 s: %d bytes", len(file))
 	if len(file) < 44+1600 || len(file) > 44+16000*5 || !bytes.Equal(file[0:4], []byte("RIFF")) || !bytes.Equal(file[8:12], []byte("WAVE")) {
 		t.Errorf("recording file of %d bytes starting %q, want a RIFF/WAVE file of 0.1-5 s", len(file), file[:min(len(file), 12)])
 	}

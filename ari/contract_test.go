@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/internal/asterisktest"
 )
@@ -51,6 +53,9 @@ type contractEnv struct {
 // bridge of this run may be left in Asterisk.
 func TestContract(t *testing.T) {
 	env := &contractEnv{ast: asterisktest.Shared(t), run: randomID()}
+	// Registered first, so it runs last: after every client, and the private Asterisk, stopped.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 
 	t.Run("SnoopTiming", func(t *testing.T) { contractSnoopTiming(t, env) })
 	t.Run("parallel", func(t *testing.T) {
@@ -67,6 +72,7 @@ func TestContract(t *testing.T) {
 			{"OriginateNoWebSocket", contractOriginateNoWebSocket},
 			{"DTMF", contractDTMF},
 			{"Playback", contractPlayback},
+			{"PlaybackBlocksCommands", contractPlaybackBlocksCommands},
 			{"Recording", contractRecording},
 			{"EndpointsAndApplications", contractEndpointsAndApplications},
 			{"EventFilter", contractEventFilter},
@@ -93,7 +99,7 @@ type kit struct {
 	t      *testing.T
 	ast    *asterisktest.Instance
 	app    string
-	prefix string // every id the test makes starts with it
+	prefix string // every id the test makes starts with it and a "-"
 	c      *ari.Client
 	w      *watcher
 }
@@ -126,7 +132,8 @@ func newKit(t *testing.T, env *contractEnv, ast *asterisktest.Instance, mod func
 	// Registered after the client's cleanup, so it runs before it; the hangups and bridge
 	// destructions the test registers later run before this check.
 	t.Cleanup(func() {
-		waitGone(t, k.c, func(id string) bool { return strings.HasPrefix(id, k.prefix) })
+		// The "-" keeps Playback from claiming PlaybackBlocksCommands' ids.
+		waitGone(t, k.c, func(id string) bool { return strings.HasPrefix(id, k.prefix+"-") })
 	})
 	k.w.await(t, "Connected", isConn(ari.Connected))
 	return k
@@ -151,10 +158,10 @@ func runClient(t *testing.T, cfg ari.Config) (*ari.Client, *watcher) {
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("Run = %v, want context.Canceled", err)
 			}
+			<-w.done // Run closed Events
 		case <-time.After(contractWait):
 			t.Errorf("Run did not return within %v after its context ended", contractWait)
 		}
-		<-w.done
 		c.CloseIdleConnections()
 	})
 	return c, w
@@ -215,21 +222,31 @@ func waitGone(t *testing.T, c *ari.Client, mine func(id string) bool) {
 // awaitGone polls GET /channels/{id} until it is a 404.
 func (k *kit) awaitGone(id ari.ChannelID) {
 	k.t.Helper()
-	deadline := time.Now().Add(contractWait)
-	for {
-		_, err := k.c.GetChannel(k.ctx(), id)
-		if errors.Is(err, ari.ErrNotFound) {
-			return
-		}
-		if time.Now().After(deadline) {
-			k.t.Fatalf("channel %s still there after %v (last GET: %v)", id, contractWait, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ctx := k.ctx()
+	pollUntil(k.t, "GET of channel "+string(id)+" is a 404", func() bool {
+		_, err := k.c.GetChannel(ctx, id)
+		return errors.Is(err, ari.ErrNotFound)
+	})
 }
 
+// pollUntil calls cond every 5 ms until it is true and returns how long that took; it fails the
+// test after contractWait. For state Asterisk changes without an event to wait for.
+func pollUntil(t testing.TB, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > contractWait {
+			t.Fatalf("not within %v: %s", contractWait, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// ctx is a context for the test's calls; each call is bounded by RequestTimeout
+// (contractWait) as well.
 func (k *kit) ctx() context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), contractWait)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	k.t.Cleanup(cancel)
 	return ctx
 }

@@ -234,7 +234,8 @@ func newInstance(root string) (*Instance, error) {
 		return nil, err
 	}
 	i.ARIURL = fmt.Sprintf("http://127.0.0.1:%d/ari", httpPort)
-	for _, d := range []string{"etc", "run", "log", "spool", "lib", "cache"} {
+	// Asterisk does not create spool/recording itself: without it every recording fails (500).
+	for _, d := range []string{"etc", "run", "log", "spool", "spool/recording", "lib", "cache"} {
 		if err := os.MkdirAll(filepath.Join(hostDir, d), 0o755); err != nil {
 			return nil, err
 		}
