@@ -515,8 +515,10 @@ func (s *session) translate(v any) event {
 			return evSupervisorGone{}
 		}
 		if s.dropped[id] {
-			if _, ok := v.(*ari.ChannelDestroyed); ok {
+			// A snoop's last event is its StasisEnd: Asterisk sends no ChannelDestroyed for it.
+			if _, ok := v.(*ari.ChannelHangupRequest); !ok {
 				s.app.unregister(id)
+				delete(s.dropped, id)
 			}
 			return nil
 		}
