@@ -96,6 +96,18 @@ type Tenant struct {
 	Extensions []Extension `yaml:"extensions"`
 	HuntGroups []HuntGroup `yaml:"hunt_groups"`
 	APIKeys    []APIKey    `yaml:"api_keys"`
+	// Webhooks are the CRM URLs that receive the tenant's call and supervision notifications,
+	// signed with their secret (Standard Webhooks headers).
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one outbound notification receiver of a tenant.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// Secret keys the HMAC-SHA256 signature; "whsec_"+base64 is decoded. Prefer SecretEnv.
+	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable holding the secret (applied by ApplyEnv).
+	SecretEnv string `yaml:"secret_env"`
 }
 
 // Extension is a phone of a tenant.
@@ -205,6 +217,17 @@ func (c *Config) ApplyDefaults() {
 // EARPIECE_HTTP_LISTEN. A variable that is unset or empty changes nothing,
 // so an unset variable interpolated by compose cannot blank a setting.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
+	for i := range c.Tenants {
+		for j := range c.Tenants[i].Webhooks {
+			w := &c.Tenants[i].Webhooks[j]
+			if w.SecretEnv == "" {
+				continue
+			}
+			if v, ok := lookup(w.SecretEnv); ok && v != "" {
+				w.Secret = v
+			}
+		}
+	}
 	for _, o := range []struct {
 		env string
 		dst *string

@@ -50,6 +50,15 @@ func (c *Config) Validate() error {
 			where = fmt.Sprintf("tenants[%s]", t.ID)
 		}
 		v.tenant(where, t)
+		for j, w := range t.Webhooks {
+			wh := fmt.Sprintf("%s.webhooks[%d]", where, j)
+			if u, ok := v.url(wh+".url", w.URL); ok && u.Scheme != "http" && u.Scheme != "https" {
+				v.add(wh+".url", "%q: scheme must be http or https", w.URL)
+			}
+			if w.Secret == "" {
+				v.add(wh, "secret: required (or secret_env naming a set variable)")
+			}
+		}
 	}
 	return errors.Join(v.errs...)
 }

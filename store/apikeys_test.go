@@ -93,7 +93,7 @@ func TestAPIKeys(t *testing.T) {
 func TestClaimNonce(t *testing.T) {
 	e := setup(t, store.Options{})
 	c := ctx(t)
-	fresh, err := e.st.ClaimNonce(c, "acme", "sig-1", 200*time.Millisecond)
+	fresh, err := e.st.ClaimNonce(c, "acme", "sig-1", 2*time.Minute)
 	if err != nil || !fresh {
 		t.Fatalf("first ClaimNonce = %v, %v", fresh, err)
 	}
@@ -103,11 +103,29 @@ func TestClaimNonce(t *testing.T) {
 	if fresh, err := e.st.ClaimNonce(c, "globex", "sig-1", time.Minute); err != nil || !fresh {
 		t.Fatalf("other tenant = %v, %v; want fresh", fresh, err)
 	}
-	if ttl := e.rdb.PTTL(c, store.Prefix+"nonce:acme:sig-1").Val(); ttl <= 0 || ttl > 200*time.Millisecond {
+	if ttl := e.rdb.PTTL(c, store.Prefix+"nonce:acme:sig-1").Val(); ttl <= time.Minute || ttl > 2*time.Minute {
 		t.Errorf("nonce TTL = %v", ttl)
 	}
 	if _, err := e.st.ClaimNonce(c, "acme", "x", 0); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("zero TTL: %v", err)
+	}
+	// Once the window has passed, the nonce is fresh again.
+	if _, err := e.st.ClaimNonce(c, "acme", "sig-2", 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitNonce := time.Now().Add(5 * time.Second)
+	for {
+		fresh, err := e.st.ClaimNonce(c, "acme", "sig-2", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh {
+			break
+		}
+		if time.Now().After(waitNonce) {
+			t.Fatal("nonce never expired")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -1,18 +1,28 @@
-// Package webhooks is earpiece's HTTP edge, served by echo: health and readiness probes and
-// Prometheus metrics now; the /v1 API for CRMs and dashboards builds on it. Handlers stay thin:
-// bind, validate, call the app, answer; errors become JSON in one place.
+// Package webhooks is earpiece's HTTP edge, served by echo: health and readiness probes,
+// Prometheus metrics, and the /v1 API for CRMs and dashboards (calls in progress, supervision
+// sessions, API keys, live events over Server-Sent Events, webhook delivery records, the
+// OpenAPI document). It also owns outbound notifications: the Hub turns the app's
+// notifications into entries of each tenant's Redis event stream and signed webhook POSTs to
+// the tenant's CRM URLs.
+//
+// Handlers stay thin: authenticate, bind, validate, call the app, answer; errors become JSON
+// ({"error":{"code","message"}}) in one place (errorResponse).
 package webhooks
 
 import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/earpiece/earpiece/config"
 )
 
 // Check is a readiness probe of one dependency (Redis, the ARI socket...).
@@ -21,39 +31,102 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
-// Config configures the server.
+// Defaults of the zero Config fields.
+const (
+	DefaultMaxBodyBytes       = 64 << 10
+	DefaultHeartbeatInterval  = 15 * time.Second
+	DefaultMaxStreams         = 64
+	DefaultSignatureTolerance = 300 * time.Second
+	DefaultIdempotencyTTL     = 24 * time.Hour
+	DefaultIdempotencyWait    = 10 * time.Second
+	DefaultActionTimeout      = 30 * time.Second
+)
+
+// Config configures the server (New) and the notification hub (NewHub).
 type Config struct {
 	Listen   string
 	Checks   []Check
 	Gatherer prometheus.Gatherer // metrics source (default prometheus.DefaultGatherer)
 	Logger   zerolog.Logger
-	// ReadTimeout, WriteTimeout, IdleTimeout bound every connection (10 s, 30 s, 120 s).
+	// ReadTimeout, WriteTimeout, IdleTimeout bound every connection (10 s, 30 s, 120 s). An
+	// event stream pushes its write deadline forward by WriteTimeout before each write.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+
+	// The /v1 API is served when Service is set; Directory and Store are then required.
+	Service Service
+	// Directory authenticates the configuration's bootstrap API keys and knows the tenants'
+	// extensions.
+	Directory *config.Directory
+	// Store holds API keys created through the API, idempotency records, event streams and
+	// webhook delivery records (*store.Store).
+	Store Store
+
+	// Endpoints are the tenants' webhook URLs (NewHub).
+	Endpoints []Endpoint
+	// Hub tunes outbound delivery (NewHub).
+	Hub HubOptions
+
+	// HeartbeatInterval is how often an idle event stream gets a comment line (15 s).
+	HeartbeatInterval time.Duration
+	// Clock is the time source (time.Now): call durations, signature windows, records.
+	Clock func() time.Time
+
+	// MaxBodyBytes caps request bodies (64 KiB); larger ones get 413.
+	MaxBodyBytes int64
+	// MaxStreams caps concurrent event streams on this instance (64). Each holds a Redis
+	// connection of Store's client while it waits (XREAD BLOCK, up to 1 s at a time): give
+	// the edge a Store on its own client with PoolSize above MaxStreams, so that dashboards
+	// cannot starve call handling of connections.
+	MaxStreams int
+	// SignatureTolerance is how far X-Earpiece-Timestamp may be from now (300 s).
+	SignatureTolerance time.Duration
+	// SignedTenants lists tenants whose every /v1 request must be signed, whatever the key
+	// (an API-created key can also require it on its own: require_signatures).
+	SignedTenants []string
+	// IdempotencyTTL is how long an Idempotency-Key's answer is kept (24 h).
+	IdempotencyTTL time.Duration
+	// IdempotencyWait is how long a duplicate request waits for the first one with the same
+	// Idempotency-Key to finish before it gets 409 (10 s).
+	IdempotencyWait time.Duration
+	// ActionTimeout bounds app calls that change state (join, mode, leave), which run
+	// detached from the client's connection so a disconnect cannot cut them half-way (30 s).
+	ActionTimeout time.Duration
 }
 
 // Server is the HTTP server.
 type Server struct {
 	cfg  Config
+	log  zerolog.Logger
 	echo *echo.Echo
 	http *http.Server
+
+	signed map[string]bool // tenants that require signatures
+
+	// closing is closed by Shutdown, so event streams (which never finish by themselves)
+	// end and http.Server.Shutdown can complete.
+	closing   chan struct{}
+	closeOnce sync.Once
+	streams   atomic.Int64 // open event streams
 }
 
 // errorBody is the JSON shape of every error answer.
 type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"` // the request field at fault, when there is one
 }
 
 // JSONError writes {"error":{"code","message"}} with status.
 func JSONError(c *echo.Context, status int, code, message string) error {
-	var b errorBody
-	b.Error.Code, b.Error.Message = code, message
-	return c.JSON(status, b)
+	return c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: message}})
 }
 
-// New builds the server (not yet listening).
+// New builds the server (not yet listening). It panics when Service is set without Directory
+// or Store: that is a wiring mistake in main, not a runtime condition.
 func New(cfg Config) *Server {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.DefaultGatherer
@@ -67,13 +140,56 @@ func New(cfg Config) *Server {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 120 * time.Second
 	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.SignatureTolerance <= 0 {
+		cfg.SignatureTolerance = DefaultSignatureTolerance
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if cfg.IdempotencyWait <= 0 {
+		cfg.IdempotencyWait = DefaultIdempotencyWait
+	}
+	if cfg.ActionTimeout <= 0 {
+		cfg.ActionTimeout = DefaultActionTimeout
+	}
+	if cfg.Service != nil && (cfg.Directory == nil || cfg.Store == nil) {
+		panic("webhooks.New: Config.Service is set but Directory or Store is nil")
+	}
 	e := echo.New()
-	s := &Server{cfg: cfg, echo: e}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		echo:    e,
+		signed:  map[string]bool{},
+		closing: make(chan struct{}),
+	}
+	for _, t := range cfg.SignedTenants {
+		s.signed[t] = true
+	}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.recoverPanics, s.limitBody)
+
 	e.GET("/healthz", func(c *echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
+	if cfg.Service != nil {
+		s.routes()
+	}
+
 	s.http = &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           e,
@@ -84,6 +200,29 @@ func New(cfg Config) *Server {
 		MaxHeaderBytes:    64 << 10,
 	}
 	return s
+}
+
+// routes registers the /v1 API. Every route but the OpenAPI document authenticates first;
+// the roles allowed are listed per route.
+func (s *Server) routes() {
+	v1 := s.echo.Group("/v1")
+	auth := s.authenticate
+	var (
+		sup   = s.allow(config.RoleSupervisor, config.RoleAdmin)
+		admin = s.allow(config.RoleAdmin)
+	)
+	v1.GET("/openapi.json", s.openAPI)
+	v1.GET("/calls", s.listCalls, auth, sup)
+	v1.POST("/supervisions", s.createSupervision, auth, sup)
+	v1.GET("/supervisions", s.listSupervisions, auth, sup)
+	v1.GET("/supervisions/:id", s.getSupervision, auth, sup)
+	v1.PATCH("/supervisions/:id", s.patchSupervision, auth, sup)
+	v1.DELETE("/supervisions/:id", s.deleteSupervision, auth, sup)
+	v1.POST("/api-keys", s.createAPIKey, auth, admin)
+	v1.GET("/api-keys", s.listAPIKeys, auth, admin)
+	v1.DELETE("/api-keys/:name", s.deleteAPIKey, auth, admin)
+	v1.GET("/events", s.events, auth, sup)
+	v1.GET("/webhook-deliveries", s.listDeliveries, auth, admin)
 }
 
 // Handler is the server's router (for tests).
@@ -113,5 +252,12 @@ func (s *Server) ListenAndServe() error {
 	return nil
 }
 
-// Shutdown stops accepting connections and waits for in-flight requests until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+// Shutdown stops accepting connections, ends the open event streams (clients reconnect to
+// another instance with Last-Event-ID) and waits for in-flight requests until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	return s.http.Shutdown(ctx)
+}
+
+// now is the configured clock.
+func (s *Server) now() time.Time { return s.cfg.Clock() }

@@ -213,16 +213,20 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	registerARIStats(reg, client)
 
-	sup := app.New(app.Config{
-		AppName: cfg.ARI.App, Instance: *instance,
-		Logger:     log.With().Str("component", "app").Logger(),
-		Registerer: reg,
-	}, client, st, dir)
-
-	web := webhooks.New(webhooks.Config{
-		Listen:   cfg.HTTP.Listen,
-		Gatherer: reg,
-		Logger:   log.With().Str("component", "http").Logger(),
+	// The HTTP edge gets its own Redis client: every open event stream holds a connection while
+	// it waits, and dashboards must not starve call handling of connections.
+	eopts := *ropts
+	eopts.PoolSize = 128
+	edgeRDB := redis.NewClient(&eopts)
+	edgeStore := store.New(edgeRDB, store.Options{})
+	wcfg := webhooks.Config{
+		Listen:    cfg.HTTP.Listen,
+		Gatherer:  reg,
+		Logger:    log.With().Str("component", "http").Logger(),
+		Directory: dir,
+		Store:     edgeStore,
+		Endpoints: webhookEndpoints(cfg),
+		Hub:       webhooks.HubOptions{Registerer: reg},
 		Checks: []webhooks.Check{
 			{Name: "redis", Fn: st.Ping},
 			{Name: "ari", Fn: func(context.Context) error {
@@ -232,7 +236,22 @@ func serve(args []string, stderr io.Writer) error {
 				return nil
 			}},
 		},
-	})
+	}
+	hub, err := webhooks.NewHub(wcfg)
+	if err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	sup := app.New(app.Config{
+		AppName: cfg.ARI.App, Instance: *instance,
+		Logger:     log.With().Str("component", "app").Logger(),
+		Registerer: reg,
+		Notifier:   hub,
+	}, client, st, dir)
+	wcfg.Service = sup
+	web := webhooks.New(wcfg)
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- hub.Run(hubCtx) }()
 
 	// The ARI socket and the app run until ctx is cancelled; the app's context is separate so
 	// the shutdown order below decides when it stops.
@@ -255,7 +274,8 @@ func serve(args []string, stderr io.Writer) error {
 	log.Info().AnErr("cause", runErr).Msg("shutting down")
 
 	// Shutdown order:
-	// 1. Stop HTTP first: no new API work starts while sessions are being ended.
+	// 1. Stop HTTP first (it also ends the event streams): no new API work starts while
+	//    sessions are being ended.
 	hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if err := web.Shutdown(hctx); err != nil {
 		log.Warn().Err(err).Msg("http shutdown")
@@ -268,12 +288,29 @@ func serve(args []string, stderr io.Writer) error {
 	// 3. Close the ARI socket: nothing is left to receive events for.
 	stopARI()
 	<-ariDone
-	// 4. Close Redis last: teardown and audit writes above needed it.
-	if err := rdb.Close(); err != nil {
-		log.Warn().Err(err).Msg("redis close")
+	// 4. Stop the notification hub: the sessions' last notifications are queued by now;
+	//    deliveries still waiting for a retry are dropped (their records say "retrying").
+	stopHub()
+	<-hubDone
+	// 5. Close Redis last: teardown, audit and notification writes above needed it.
+	for _, c := range []*redis.Client{edgeRDB, rdb} {
+		if err := c.Close(); err != nil {
+			log.Warn().Err(err).Msg("redis close")
+		}
 	}
 	log.Info().Msg("stopped")
 	return runErr
+}
+
+// webhookEndpoints lists every tenant's outbound webhook receivers.
+func webhookEndpoints(cfg *config.Config) []webhooks.Endpoint {
+	var out []webhooks.Endpoint
+	for _, t := range cfg.Tenants {
+		for _, w := range t.Webhooks {
+			out = append(out, webhooks.Endpoint{Tenant: t.ID, URL: w.URL, Secret: w.Secret})
+		}
+	}
+	return out
 }
 
 // registerARIStats exports the ARI client's counters.

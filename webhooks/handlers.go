@@ -1,0 +1,293 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/earpiece/earpiece/app"
+	"github.com/earpiece/earpiece/config"
+	"github.com/earpiece/earpiece/dialplan"
+	"github.com/earpiece/earpiece/store"
+)
+
+// callJSON is a call in progress as GET /v1/calls shows it.
+type callJSON struct {
+	CallID          string            `json:"call_id"`
+	Agent           string            `json:"agent"`
+	CustomerNumber  string            `json:"customer_number"`
+	Direction       string            `json:"direction"`
+	StartedAt       time.Time         `json:"started_at"`
+	DurationSeconds int64             `json:"duration_seconds"` // at the time of the answer
+	Supervisors     []app.Participant `json:"supervisors"`
+}
+
+// sessionJSON is a supervision session as the API shows it: no Asterisk channel or bridge
+// ids, which are the app's business.
+type sessionJSON struct {
+	ID          string           `json:"id"`
+	CallID      string           `json:"call_id"`
+	Agent       string           `json:"agent"`
+	Supervisor  string           `json:"supervisor"`
+	Mode        string           `json:"mode"`
+	State       string           `json:"state"`
+	Origin      string           `json:"origin"`
+	StartedAt   time.Time        `json:"started_at"`
+	UpdatedAt   time.Time        `json:"updated_at"`
+	EndedAt     time.Time        `json:"ended_at,omitzero"`
+	EndReason   string           `json:"end_reason,omitempty"`
+	ModeSeconds map[string]int64 `json:"mode_seconds"` // time in each mode so far
+}
+
+func (s *Server) sessionView(sess store.Session) sessionJSON {
+	secs := map[string]int64{}
+	for m, d := range sess.ModeTotals(s.now()) {
+		secs[m] = int64(d / time.Second)
+	}
+	return sessionJSON{
+		ID: sess.ID, CallID: sess.CallID, Agent: sess.Agent, Supervisor: sess.Supervisor,
+		Mode: sess.Mode, State: sess.State, Origin: sess.Origin,
+		StartedAt: sess.StartedAt, UpdatedAt: sess.UpdatedAt, EndedAt: sess.EndedAt,
+		EndReason: sess.EndReason, ModeSeconds: secs,
+	}
+}
+
+// detached is ctx without its cancellation, bounded by ActionTimeout: app calls that change
+// state run to completion even if the client hangs up half-way.
+func (s *Server) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ActionTimeout)
+}
+
+// GET /v1/calls
+func (s *Server) listCalls(c *echo.Context) error {
+	calls, err := s.cfg.Service.Calls(c.Request().Context(), principal(c))
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	out := make([]callJSON, 0, len(calls))
+	for _, cl := range calls {
+		sups := cl.Supervisors
+		if sups == nil {
+			sups = []app.Participant{}
+		}
+		out = append(out, callJSON{
+			CallID: cl.ID, Agent: cl.Agent, CustomerNumber: cl.CustomerNumber, Direction: cl.Direction,
+			StartedAt: cl.StartedAt, DurationSeconds: max(int64(now.Sub(cl.StartedAt)/time.Second), 0),
+			Supervisors: sups,
+		})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"calls": out})
+}
+
+// joinBody is POST /v1/supervisions.
+type joinBody struct {
+	CallID     string `json:"call_id"`
+	Agent      string `json:"agent"`
+	Supervisor string `json:"supervisor"`
+	Mode       string `json:"mode"`
+}
+
+// joinRequest validates b and applies the role rules of who may be named supervisor.
+func joinRequest(p app.Principal, b joinBody) (app.JoinRequest, error) {
+	switch {
+	case b.CallID != "" && b.Agent != "":
+		return app.JoinRequest{}, fieldError("call_id", "give exactly one of call_id and agent, not both")
+	case b.CallID == "" && b.Agent == "":
+		return app.JoinRequest{}, fieldError("call_id", "give exactly one of call_id and agent")
+	case b.CallID != "" && !validCallID(b.CallID):
+		return app.JoinRequest{}, fieldError("call_id", "want 1-128 printable characters without spaces")
+	case b.Agent != "" && !dialplan.ValidTarget(b.Agent):
+		return app.JoinRequest{}, fieldError("agent", "want an extension number (1-32 digits)")
+	case b.Supervisor != "" && !dialplan.ValidTarget(b.Supervisor):
+		return app.JoinRequest{}, fieldError("supervisor", "want an extension number (1-32 digits)")
+	case b.Mode == "":
+		return app.JoinRequest{}, fieldError("mode", "required: spy, whisper or barge")
+	}
+	mode, err := dialplan.ParseMode(b.Mode)
+	if err != nil {
+		return app.JoinRequest{}, fieldError("mode", "%q is not spy, whisper or barge", b.Mode)
+	}
+	req := app.JoinRequest{CallID: b.CallID, Agent: b.Agent, Supervisor: b.Supervisor, Mode: mode}
+	switch p.Role {
+	case config.RoleSupervisor:
+		// A supervisor key acts as its own extension only.
+		if req.Supervisor != "" && req.Supervisor != p.Extension {
+			return app.JoinRequest{}, newError(http.StatusForbidden, codeNotOwnExtension,
+				"a supervisor key may only join its own extension %s", p.Extension)
+		}
+		req.Supervisor = p.Extension
+	case config.RoleAdmin:
+		// An admin key names the supervisor to call (any extension of its tenant; the app
+		// checks that it is one).
+		if req.Supervisor == "" {
+			return app.JoinRequest{}, fieldError("supervisor", "required with an admin key: the extension to call")
+		}
+	default:
+		return app.JoinRequest{}, newError(http.StatusForbidden, codeForbidden, "role %s may not supervise", p.Role)
+	}
+	return req, nil
+}
+
+func validCallID(id string) bool {
+	return len(id) <= 128 && !strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+// POST /v1/supervisions: 202 with the session (state "ringing": the supervisor's phone is
+// being called). With an Idempotency-Key, see idempotent.
+func (s *Server) createSupervision(c *echo.Context) error {
+	p := principal(c)
+	var b joinBody
+	body, err := bindJSON(c, &b)
+	if err != nil {
+		return err
+	}
+	req, err := joinRequest(p, b)
+	if err != nil {
+		return err
+	}
+	join := func(ctx context.Context) (int, any, error) {
+		sess, err := s.cfg.Service.Join(ctx, p, req)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusAccepted, s.sessionView(sess), nil
+	}
+	if key := c.Request().Header.Get(HeaderIdempotencyKey); key != "" {
+		return s.idempotent(c, p, key, body, join)
+	}
+	ctx, cancel := s.detached(c.Request().Context())
+	defer cancel()
+	status, v, err := join(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, v)
+}
+
+// GET /v1/supervisions: the tenant's live sessions (a supervisor key sees its own).
+func (s *Server) listSupervisions(c *echo.Context) error {
+	p := principal(c)
+	list, err := s.cfg.Service.Supervisions(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	out := []sessionJSON{}
+	for _, sess := range list {
+		if sess.Tenant != p.Tenant || (p.Role == config.RoleSupervisor && sess.Supervisor != p.Extension) {
+			continue
+		}
+		out = append(out, s.sessionView(sess))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"supervisions": out})
+}
+
+// session fetches the session named by the path and checks that p may act on it: same
+// tenant (else 404, as if it did not exist) and, for a supervisor key, its own.
+func (s *Server) session(c *echo.Context, p app.Principal) (store.Session, error) {
+	id := c.Param("id")
+	sess, err := s.cfg.Service.Supervision(c.Request().Context(), p, id)
+	if err != nil {
+		return store.Session{}, err
+	}
+	if sess.Tenant != p.Tenant {
+		return store.Session{}, newError(http.StatusNotFound, codeNotFound, "no supervision %s", id)
+	}
+	if p.Role == config.RoleSupervisor && sess.Supervisor != p.Extension {
+		return store.Session{}, newError(http.StatusForbidden, codeNotOwnSession,
+			"supervision %s belongs to another supervisor", id)
+	}
+	return sess, nil
+}
+
+// GET /v1/supervisions/{id}
+func (s *Server) getSupervision(c *echo.Context) error {
+	sess, err := s.session(c, principal(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.sessionView(sess))
+}
+
+// modeBody is PATCH /v1/supervisions/{id}.
+type modeBody struct {
+	Mode string `json:"mode"`
+}
+
+// PATCH /v1/supervisions/{id} {"mode"}: switch mode.
+func (s *Server) patchSupervision(c *echo.Context) error {
+	p := principal(c)
+	var b modeBody
+	if _, err := bindJSON(c, &b); err != nil {
+		return err
+	}
+	if b.Mode == "" {
+		return fieldError("mode", "required: spy, whisper or barge")
+	}
+	mode, err := dialplan.ParseMode(b.Mode)
+	if err != nil {
+		return fieldError("mode", "%q is not spy, whisper or barge", b.Mode)
+	}
+	sess, err := s.session(c, p)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.detached(c.Request().Context())
+	defer cancel()
+	sess, err = s.cfg.Service.SetMode(ctx, p, sess.ID, mode)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.sessionView(sess))
+}
+
+// DELETE /v1/supervisions/{id}: hang up the supervisor; 200 with the ended session.
+func (s *Server) deleteSupervision(c *echo.Context) error {
+	p := principal(c)
+	sess, err := s.session(c, p)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.detached(c.Request().Context())
+	defer cancel()
+	sess, err = s.cfg.Service.Leave(ctx, p, sess.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.sessionView(sess))
+}
+
+// GET /v1/webhook-deliveries?limit=N: the tenant's most recent webhook deliveries.
+func (s *Server) listDeliveries(c *echo.Context) error {
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := parseLimit(v)
+		if err != nil {
+			return err
+		}
+		limit = n
+	}
+	list, err := s.cfg.Store.Deliveries(c.Request().Context(), principal(c).Tenant, limit)
+	if err != nil {
+		return unavailable("listing deliveries", err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"deliveries": list})
+}
+
+func parseLimit(v string) (int, error) {
+	var n int
+	if err := json.Unmarshal([]byte(v), &n); err != nil || n < 1 || n > store.DeliveriesMaxLen {
+		return 0, fieldError("limit", "want a whole number from 1 to %d", store.DeliveriesMaxLen)
+	}
+	return n, nil
+}
+
+// openAPI serves the embedded OpenAPI document (public: it holds no secrets, and clients
+// and tools fetch it before they have a key).
+func (s *Server) openAPI(c *echo.Context) error {
+	return c.JSONBlob(http.StatusOK, openAPIDocument)
+}

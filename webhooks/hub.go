@@ -1,0 +1,438 @@
+package webhooks
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"crypto/hmac"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/earpiece/earpiece/app"
+	"github.com/earpiece/earpiece/store"
+)
+
+// Outbound webhook headers (Standard Webhooks, https://www.standardwebhooks.com/).
+const (
+	HeaderWebhookID        = "webhook-id"
+	HeaderWebhookTimestamp = "webhook-timestamp"
+	HeaderWebhookSignature = "webhook-signature"
+)
+
+// DefaultRetrySchedule is the wait before each retry of a failed delivery (±20% jitter):
+// six attempts over about 13 minutes.
+var DefaultRetrySchedule = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
+// Defaults of the zero HubOptions fields.
+const (
+	DefaultNotifyQueue    = 4096
+	DefaultEndpointQueue  = 1000
+	DefaultWorkers        = 4
+	DefaultAttemptTimeout = 10 * time.Second
+)
+
+// storeTimeout bounds each Redis write of the hub.
+const storeTimeout = 5 * time.Second
+
+// HubOptions tune outbound delivery.
+type HubOptions struct {
+	// RetrySchedule is the wait before each retry (DefaultRetrySchedule); its length is the
+	// number of retries after the first attempt.
+	RetrySchedule []time.Duration
+	// AttemptTimeout bounds one POST, answer included (10 s).
+	AttemptTimeout time.Duration
+	// Workers is the number of concurrent POSTs per endpoint (4).
+	Workers int
+	// NotifyQueue is the capacity of Notify's queue (4096); beyond it notifications are
+	// dropped, counted and logged.
+	NotifyQueue int
+	// EndpointQueue is the capacity of each endpoint's queue of deliveries and of retries
+	// (1000); beyond it a delivery fails with "queue full".
+	EndpointQueue int
+	// Client sends the POSTs (default: a client that does not follow redirects).
+	Client *http.Client
+	// Registerer, if set, gets the hub's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Hub is the app's Notifier: it publishes each notification to the tenant's Redis event
+// stream (read by GET /v1/events on every instance) and POSTs it, signed, to each of the
+// tenant's webhook endpoints.
+//
+// Notify never blocks: notifications go through a bounded queue, and when it is full they are
+// dropped, counted (Dropped) and logged. Every endpoint has its own queue, workers and retry
+// timer, so a slow or dead receiver only delays its own deliveries. Retries wait in memory: a
+// restart loses the pending ones (their records stay "retrying").
+type Hub struct {
+	cfg    Config
+	opts   HubOptions
+	log    zerolog.Logger
+	client *http.Client
+	notes  chan app.Notification
+	byTen  map[string][]*endpointQueue
+
+	dropped     atomic.Uint64
+	lastDropLog atomic.Int64 // unix seconds of the last "dropped" log line
+	attempts    *prometheus.CounterVec
+}
+
+var _ app.Notifier = (*Hub)(nil)
+
+// endpointQueue is one endpoint's delivery machinery.
+type endpointQueue struct {
+	ep    Endpoint
+	key   []byte
+	queue chan *delivery // ready to attempt
+	retry chan *delivery // failed, to be scheduled
+}
+
+type delivery struct {
+	rec  store.Delivery
+	body []byte
+	due  time.Time
+}
+
+// NewHub builds the hub from cfg's Store, Endpoints, Hub, Logger and Clock. Run it.
+func NewHub(cfg Config) (*Hub, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("webhooks.NewHub: Config.Store is nil")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	o := cfg.Hub
+	if o.RetrySchedule == nil {
+		o.RetrySchedule = DefaultRetrySchedule
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.NotifyQueue <= 0 {
+		o.NotifyQueue = DefaultNotifyQueue
+	}
+	if o.EndpointQueue <= 0 {
+		o.EndpointQueue = DefaultEndpointQueue
+	}
+	client := o.Client
+	if client == nil {
+		client = &http.Client{
+			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			// A 3xx is an answer like any other non-2xx: a failed attempt.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	h := &Hub{
+		cfg: cfg, opts: o, log: cfg.Logger, client: client,
+		notes: make(chan app.Notification, o.NotifyQueue),
+		byTen: map[string][]*endpointQueue{},
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "earpiece_webhook_attempts_total",
+			Help: "Outbound webhook POSTs by outcome (delivered, retrying, failed).",
+		}, []string{"outcome"}),
+	}
+	var errs []error
+	for _, ep := range cfg.Endpoints {
+		if err := ep.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		key, _ := signingKey(ep.Secret)
+		h.byTen[ep.Tenant] = append(h.byTen[ep.Tenant], &endpointQueue{
+			ep: ep, key: key,
+			queue: make(chan *delivery, o.EndpointQueue),
+			retry: make(chan *delivery, o.EndpointQueue),
+		})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.Registerer != nil {
+		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "earpiece_notifications_dropped_total",
+			Help: "Notifications dropped because the hub's queue was full.",
+		}, func() float64 { return float64(h.dropped.Load()) })
+		for _, c := range []prometheus.Collector{dropped, h.attempts} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("webhooks.NewHub: registering metrics: %w", err)
+			}
+		}
+	}
+	return h, nil
+}
+
+// signingKey is the HMAC key of an endpoint secret: a "whsec_" secret is base64.
+func signingKey(secret string) ([]byte, error) {
+	if secret == "" {
+		return nil, errors.New("secret: required")
+	}
+	if b64, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(key) == 0 {
+			return nil, errors.New("secret: whsec_ followed by invalid base64")
+		}
+		return key, nil
+	}
+	return []byte(secret), nil
+}
+
+// Notify queues n for publishing and delivery. It never blocks.
+func (h *Hub) Notify(n app.Notification) {
+	select {
+	case h.notes <- n:
+	default:
+		total := h.dropped.Add(1)
+		now := time.Now().Unix()
+		if last := h.lastDropLog.Load(); now > last && h.lastDropLog.CompareAndSwap(last, now) {
+			h.log.Error().Uint64("dropped_total", total).Str("tenant", n.Tenant).Str("type", n.Type).
+				Msg("notification queue full: dropping notifications")
+		}
+	}
+}
+
+// Dropped is the number of notifications Notify dropped because the queue was full.
+func (h *Hub) Dropped() uint64 { return h.dropped.Load() }
+
+// Run publishes and delivers until ctx ends, then waits for its goroutines (in-flight POSTs
+// are cancelled; queued and scheduled deliveries are abandoned) and returns nil.
+func (h *Hub) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, eqs := range h.byTen {
+		for _, eq := range eqs {
+			wg.Go(func() { h.schedule(ctx, eq) })
+			for range h.opts.Workers {
+				wg.Go(func() { h.work(ctx, eq) })
+			}
+		}
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case n := <-h.notes:
+				h.publish(ctx, n)
+			}
+		}
+	})
+	wg.Wait()
+	h.client.CloseIdleConnections()
+	return nil
+}
+
+// publish queues the notification for the tenant's endpoints, then appends it to the
+// tenant's event stream. Queuing first: a slow Redis must not hold back the webhooks.
+func (h *Hub) publish(ctx context.Context, n app.Notification) {
+	log := h.log.With().Str("tenant", n.Tenant).Str("type", n.Type).Logger()
+	if n.Tenant == "" || n.Type == "" {
+		log.Error().Msg("notification without tenant or type: dropped")
+		return
+	}
+	now := h.cfg.Clock().UTC()
+	if n.Time.IsZero() {
+		n.Time = now
+	}
+	body, err := json.Marshal(n)
+	if err != nil {
+		log.Error().Err(err).Msg("encoding notification: dropped")
+		return
+	}
+	for _, eq := range h.byTen[n.Tenant] {
+		d := &delivery{body: body, rec: store.Delivery{
+			ID: "msg_" + crand.Text(), Tenant: n.Tenant, URL: eq.ep.URL, Type: n.Type,
+			Status: store.DeliveryPending, CreatedAt: now, UpdatedAt: now,
+		}}
+		select {
+		case eq.queue <- d:
+		default:
+			d.rec.Status, d.rec.LastError = store.DeliveryFailed, "endpoint queue full"
+			h.attempts.WithLabelValues(store.DeliveryFailed).Inc()
+			log.Error().Str("url", eq.ep.URL).Str("delivery", d.rec.ID).Msg("webhook queue full: delivery dropped")
+			h.save(ctx, d.rec)
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	if _, err := h.cfg.Store.PublishEvent(pctx, n.Tenant, n.Type, body); err != nil && ctx.Err() == nil {
+		log.Error().Err(err).Msg("publishing notification to the event stream")
+	}
+}
+
+// work attempts the endpoint's deliveries one at a time.
+func (h *Hub) work(ctx context.Context, eq *endpointQueue) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-eq.queue:
+			h.attempt(ctx, eq, d)
+		}
+	}
+}
+
+// attempt POSTs d once and records the outcome; a failure with retries left goes to the
+// endpoint's scheduler.
+func (h *Hub) attempt(ctx context.Context, eq *endpointQueue, d *delivery) {
+	d.rec.Attempts++
+	status, err := h.post(ctx, eq, d)
+	if ctx.Err() != nil {
+		return // shutting down: the attempt was cut, not failed
+	}
+	now := h.cfg.Clock().UTC()
+	d.rec.UpdatedAt, d.rec.LastStatus, d.rec.NextAttemptAt = now, status, time.Time{}
+	log := h.log.With().Str("tenant", d.rec.Tenant).Str("url", eq.ep.URL).Str("delivery", d.rec.ID).
+		Int("attempt", d.rec.Attempts).Logger()
+	switch {
+	case err == nil:
+		d.rec.Status, d.rec.LastError = store.DeliveryDelivered, ""
+	case d.rec.Attempts <= len(h.opts.RetrySchedule):
+		wait := jitter(h.opts.RetrySchedule[d.rec.Attempts-1])
+		d.rec.Status, d.rec.LastError, d.rec.NextAttemptAt = store.DeliveryRetrying, err.Error(), now.Add(wait)
+		d.due = time.Now().Add(wait)
+		// Record before handing d over: the next attempt's record must land after this one,
+		// and d belongs to the scheduler once sent.
+		h.save(ctx, d.rec)
+		rec := d.rec
+		select {
+		case eq.retry <- d:
+			h.attempts.WithLabelValues(store.DeliveryRetrying).Inc()
+			log.Warn().Err(err).Dur("retry_in", wait).Msg("webhook attempt failed")
+		default:
+			rec.Status, rec.NextAttemptAt = store.DeliveryFailed, time.Time{}
+			rec.LastError += " (retry queue full)"
+			h.attempts.WithLabelValues(store.DeliveryFailed).Inc()
+			log.Error().Err(err).Msg("webhook attempt failed; retry queue full: giving up")
+			h.save(ctx, rec)
+		}
+		return
+	default:
+		d.rec.Status, d.rec.LastError = store.DeliveryFailed, err.Error()
+		log.Error().Err(err).Msg("webhook delivery failed: no retries left")
+	}
+	h.attempts.WithLabelValues(d.rec.Status).Inc()
+	h.save(ctx, d.rec)
+}
+
+// post sends one attempt. The timestamp and signature are made per attempt; the id is the
+// delivery's, the same on every attempt, so receivers can deduplicate.
+func (h *Hub) post(ctx context.Context, eq *endpointQueue, d *delivery) (int, error) {
+	actx, cancel := context.WithTimeout(ctx, h.opts.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, eq.ep.URL, bytes.NewReader(d.body))
+	if err != nil {
+		return 0, err
+	}
+	ts := strconv.FormatInt(h.cfg.Clock().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "earpiece-webhooks/1")
+	req.Header.Set(HeaderWebhookID, d.rec.ID)
+	req.Header.Set(HeaderWebhookTimestamp, ts)
+	req.Header.Set(HeaderWebhookSignature, SignWebhook(eq.key, d.rec.ID, ts, d.body))
+	resp, err := h.client.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return 0, fmt.Errorf("no answer within %v", h.opts.AttemptTimeout)
+		}
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return resp.StatusCode, nil
+}
+
+// SignWebhook is the webhook-signature header value: "v1," + base64(HMAC-SHA256(key,
+// id + "." + timestamp + "." + body)).
+func SignWebhook(key []byte, id, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id))
+	mac.Write([]byte("."))
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte("."))
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// schedule holds the endpoint's failed deliveries until their retry is due, then queues them.
+func (h *Hub) schedule(ctx context.Context, eq *endpointQueue) {
+	var pending retryHeap
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		if len(pending) > 0 {
+			timer.Reset(time.Until(pending[0].due))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-eq.retry:
+			heap.Push(&pending, d)
+		case <-timer.C:
+			for len(pending) > 0 && !pending[0].due.After(time.Now()) {
+				d := heap.Pop(&pending).(*delivery)
+				select {
+				case eq.queue <- d:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		timer.Stop()
+	}
+}
+
+// save records a delivery; failures are logged (the delivery itself goes on).
+func (h *Hub) save(ctx context.Context, d store.Delivery) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := h.cfg.Store.SaveDelivery(sctx, d); err != nil {
+		h.log.Warn().Err(err).Str("tenant", d.Tenant).Str("delivery", d.ID).Msg("recording a webhook delivery")
+	}
+}
+
+// jitter spreads d by ±20%, so that many deliveries failing together do not retry together.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	spread := int64(d) * 2 / 5
+	if spread <= 0 {
+		return d
+	}
+	return time.Duration(int64(d) - spread/2 + rand.Int64N(spread+1))
+}
+
+// retryHeap orders deliveries by due time.
+type retryHeap []*delivery
+
+func (r retryHeap) Len() int           { return len(r) }
+func (r retryHeap) Less(i, j int) bool { return r[i].due.Before(r[j].due) }
+func (r retryHeap) Swap(i, j int)      { r[i], r[j] = r[j], r[i] }
+func (r *retryHeap) Push(x any)        { *r = append(*r, x.(*delivery)) }
+func (r *retryHeap) Pop() any {
+	old := *r
+	d := old[len(old)-1]
+	old[len(old)-1] = nil
+	*r = old[:len(old)-1]
+	return d
+}

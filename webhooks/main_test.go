@@ -1,0 +1,372 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/earpiece/earpiece/app"
+	"github.com/earpiece/earpiece/config"
+	"github.com/earpiece/earpiece/dialplan"
+	"github.com/earpiece/earpiece/internal/asterisktest"
+	"github.com/earpiece/earpiece/internal/redistest"
+	"github.com/earpiece/earpiece/store"
+)
+
+// TestMain stops the shared test Asterisk after the tests, then checks for leaked goroutines.
+func TestMain(m *testing.M) {
+	code := asterisktest.Main(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Bootstrap keys of the test configuration (plain; the configuration holds their SHA-256).
+const (
+	keyAgent       = "acme-agent-key"   // acme, agent 100
+	keySup         = "acme-sup-key"     // acme, supervisor 200
+	keyAdmin       = "acme-admin-key"   // acme, admin
+	keyGlobexAdmin = "globex-admin-key" // globex, admin
+	keyGlobexSup   = "globex-sup-key"   // globex, supervisor 300
+)
+
+// t0 is the tests' "now".
+var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+func testDirectory(t testing.TB) *config.Directory {
+	t.Helper()
+	y := fmt.Sprintf(`
+tenants:
+  - id: acme
+    supervision_enabled: true
+    extensions:
+      - {number: "100", endpoint: PJSIP/100, role: agent}
+      - {number: "101", endpoint: PJSIP/101, role: agent}
+      - {number: "200", endpoint: PJSIP/200, role: supervisor}
+      - {number: "201", endpoint: PJSIP/201, role: supervisor}
+    hunt_groups:
+      - name: support
+        members:
+          - {extension: "100"}
+          - {extension: "101"}
+          - {extension: "200", supervision_allowed: true}
+          - {extension: "201", supervision_allowed: true}
+    api_keys:
+      - {name: agent-key, role: agent, extension: "100", sha256: %s}
+      - {name: sup-key, role: supervisor, extension: "200", sha256: %s}
+      - {name: admin-key, role: admin, sha256: %s}
+  - id: globex
+    supervision_enabled: true
+    extensions:
+      - {number: "300", endpoint: PJSIP/300, role: supervisor}
+      - {number: "301", endpoint: PJSIP/301, role: agent}
+    api_keys:
+      - {name: admin-key, role: admin, sha256: %s}
+      - {name: sup-key, role: supervisor, extension: "300", sha256: %s}
+`, config.SHA256Hex(keyAgent), config.SHA256Hex(keySup), config.SHA256Hex(keyAdmin),
+		config.SHA256Hex(keyGlobexAdmin), config.SHA256Hex(keyGlobexSup))
+	cfg, err := config.Decode(strings.NewReader(y))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	dir, err := config.NewDirectory(cfg)
+	if err != nil {
+		t.Fatalf("directory: %v", err)
+	}
+	return dir
+}
+
+// fakeService is an in-memory Service: it records which methods were called and serves
+// scripted calls and sessions. Like the app, it never shows one tenant another's sessions.
+type fakeService struct {
+	mu       sync.Mutex
+	called   []string
+	joins    []app.JoinRequest
+	calls    []app.Call
+	sessions map[string]store.Session
+	seq      int
+
+	// Hooks, when set, replace the default behaviour.
+	onCalls func() ([]app.Call, error)
+	onJoin  func(ctx context.Context, p app.Principal, req app.JoinRequest) (store.Session, error)
+}
+
+func newFakeService() *fakeService {
+	f := &fakeService{}
+	f.reset()
+	return f
+}
+
+// reset restores the scripted sessions and forgets the calls.
+func (f *fakeService) reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.called, f.joins = nil, nil
+	f.sessions = map[string]store.Session{}
+	for _, s := range []store.Session{
+		{ID: "sup-own", Tenant: "acme", Supervisor: "200", Agent: "100", CallID: "chan-100", Mode: "spy", State: store.StateActive, Origin: "api"},
+		{ID: "sup-201", Tenant: "acme", Supervisor: "201", Agent: "101", CallID: "chan-101", Mode: "whisper", State: store.StateActive, Origin: "feature_code"},
+		{ID: "sup-globex", Tenant: "globex", Supervisor: "300", Agent: "301", CallID: "chan-301", Mode: "spy", State: store.StateActive, Origin: "api"},
+	} {
+		s.StartedAt, s.UpdatedAt = t0.Add(-time.Minute), t0.Add(-time.Minute)
+		s.ModeSince = t0.Add(-time.Minute)
+		f.sessions[s.ID] = s
+	}
+}
+
+func (f *fakeService) record(name string) {
+	f.mu.Lock()
+	f.called = append(f.called, name)
+	f.mu.Unlock()
+}
+
+// take returns the methods called since the last take.
+func (f *fakeService) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.called
+	f.called = nil
+	return c
+}
+
+func (f *fakeService) count(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.called {
+		if c == name {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeService) Calls(ctx context.Context, p app.Principal) ([]app.Call, error) {
+	f.record("Calls")
+	if f.onCalls != nil {
+		return f.onCalls()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []app.Call
+	for _, c := range f.calls {
+		if c.Tenant == p.Tenant {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeService) Join(ctx context.Context, p app.Principal, req app.JoinRequest) (store.Session, error) {
+	f.record("Join")
+	f.mu.Lock()
+	f.joins = append(f.joins, req)
+	f.mu.Unlock()
+	if f.onJoin != nil {
+		return f.onJoin(ctx, p, req)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	s := store.Session{
+		ID: fmt.Sprintf("sup-new-%d", f.seq), Tenant: p.Tenant, Supervisor: req.Supervisor, Agent: req.Agent,
+		CallID: req.CallID, Origin: "api", Mode: req.Mode.String(), State: store.StateRinging,
+		StartedAt: t0, UpdatedAt: t0,
+	}
+	if s.CallID == "" {
+		s.CallID = "chan-" + req.Agent
+	}
+	f.sessions[s.ID] = s
+	return s, nil
+}
+
+func (f *fakeService) Supervisions(ctx context.Context, p app.Principal) ([]store.Session, error) {
+	f.record("Supervisions")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Session
+	for _, s := range f.sessions {
+		if s.Tenant == p.Tenant && s.Live() {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Session) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (f *fakeService) get(p app.Principal, id string) (store.Session, error) {
+	s, ok := f.sessions[id]
+	if !ok || s.Tenant != p.Tenant {
+		return store.Session{}, &app.Error{Kind: app.ErrNotFound, Code: "no_such_supervision", Message: "no supervision " + id}
+	}
+	return s, nil
+}
+
+func (f *fakeService) Supervision(ctx context.Context, p app.Principal, id string) (store.Session, error) {
+	f.record("Supervision")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.get(p, id)
+}
+
+func (f *fakeService) SetMode(ctx context.Context, p app.Principal, id string, mode dialplan.Mode) (store.Session, error) {
+	f.record("SetMode")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, err := f.get(p, id)
+	if err != nil {
+		return s, err
+	}
+	s.SwitchMode(mode.String(), t0)
+	f.sessions[id] = s
+	return s, nil
+}
+
+func (f *fakeService) Leave(ctx context.Context, p app.Principal, id string) (store.Session, error) {
+	f.record("Leave")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, err := f.get(p, id)
+	if err != nil {
+		return s, err
+	}
+	s.State, s.EndedAt, s.EndReason = store.StateEnded, t0, "api"
+	s.ModeSince = time.Time{}
+	f.sessions[id] = s
+	return s, nil
+}
+
+// env is a server over a real Redis and the fake service.
+type env struct {
+	t   testing.TB
+	rdb *redis.Client
+	st  *store.Store
+	svc *fakeService
+	cfg Config
+	srv *Server
+	hub *Hub
+}
+
+type option func(*Config)
+
+func newEnv(t testing.TB, opts ...option) *env {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	e := &env{t: t, rdb: rdb, st: store.New(rdb, store.Options{}), svc: newFakeService()}
+	e.cfg = Config{
+		Service:   e.svc,
+		Directory: testDirectory(t),
+		Store:     e.st,
+		Clock:     func() time.Time { return t0 },
+		Logger:    zerolog.Nop(),
+	}
+	for _, o := range opts {
+		o(&e.cfg)
+	}
+	e.srv = New(e.cfg)
+	return e
+}
+
+// runHub starts a Hub for the env's config and stops it when the test ends.
+func (e *env) runHub() *Hub {
+	e.t.Helper()
+	h, err := NewHub(e.cfg)
+	if err != nil {
+		e.t.Fatalf("NewHub: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.Run(ctx)
+	}()
+	e.t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			e.t.Error("Hub.Run did not return after cancel")
+		}
+	})
+	e.hub = h
+	return h
+}
+
+// do serves one request in-process. hdr is name, value pairs.
+func (e *env) do(method, path, key, body string, hdr ...string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, r)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// createKey makes an API key through the API with the acme admin key and returns it.
+func (e *env) createKey(adminKey, body string) string {
+	e.t.Helper()
+	rec := e.do(http.MethodPost, "/v1/api-keys", adminKey, body)
+	if rec.Code != http.StatusCreated {
+		e.t.Fatalf("POST /v1/api-keys %s = %d %s", body, rec.Code, rec.Body)
+	}
+	var out struct{ Key string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Key == "" {
+		e.t.Fatalf("POST /v1/api-keys answer %s: %v", rec.Body, err)
+	}
+	return out.Key
+}
+
+// apiErr decodes an error answer.
+func apiErr(t testing.TB, rec *httptest.ResponseRecorder) errorDetail {
+	t.Helper()
+	var b errorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatalf("error body %q: %v", rec.Body, err)
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("error Content-Type = %q", ct)
+	}
+	return b.Error
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
