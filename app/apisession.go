@@ -391,9 +391,6 @@ type modeCmd struct {
 	reply chan error
 }
 
-// leaveCmd ends a session from the API.
-type leaveCmd struct{}
-
 // localSession returns the session this instance runs with id.
 func (a *App) localSession(id string) (*session, bool) {
 	a.mu.Lock()
