@@ -149,6 +149,8 @@ type App struct {
 	closing  bool
 
 	reconcileMu sync.Mutex // one reconciliation at a time
+	// waiters are closed when a channel's StasisStart arrives (announcement snoops); guarded by mu.
+	waiters map[ari.ChannelID]chan struct{}
 	calls       calls
 
 	// hooks let tests act at exact points of a session (nil in production).
@@ -169,6 +171,7 @@ func New(cfg Config, client ARI, st Store, dir *config.Directory) *App {
 		met:      newMetrics(cfg.Registerer),
 		routes:   make(map[ari.ChannelID]*session),
 		sessions: make(map[string]*session),
+		waiters:  make(map[ari.ChannelID]chan struct{}),
 	}
 	a.calls.trigger = make(chan struct{}, 1)
 	return a
@@ -271,7 +274,13 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 	a.mu.Lock()
 	s := a.routes[id]
 	closing := a.closing
+	w := a.waiters[id]
+	delete(a.waiters, id)
 	a.mu.Unlock()
+	if w != nil {
+		close(w)
+		return
+	}
 	if s != nil {
 		s.post(e)
 		return

@@ -98,6 +98,9 @@ func TestE2EModesByEar(t *testing.T) {
 	join := last.Sub(answered)
 	t.Logf("join latency (answered -> both call tones heard): %v", join)
 	r.expectMode(dialplan.Spy, dialplan.Spy, c, sup, answered)
+	// Silent monitoring is silent: no announcement beep by default.
+	r.silentOn(c.agent, toneBeep, answered.Add(-time.Second), time.Now(), "agent when the supervisor joined")
+	r.silentOn(c.customer, toneBeep, answered.Add(-time.Second), time.Now(), "customer when the supervisor joined")
 
 	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer cancel()

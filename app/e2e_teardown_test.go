@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/earpiece/earpiece/ari"
+	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/dialplan"
 	"github.com/earpiece/earpiece/internal/testphone"
 	"github.com/earpiece/earpiece/store"
@@ -212,4 +213,35 @@ func TestE2ETwoSupervisors(t *testing.T) {
 	if err != nil || len(keys) != 0 {
 		t.Errorf("claims left: %v %v", keys, err)
 	}
+}
+
+// TestE2EAnnounceBeep: a tenant with announce: beep has the call hear a short beep (1400 Hz)
+// when a supervisor joins, even in spy mode; the spy session itself stays silent.
+func TestE2EAnnounceBeep(t *testing.T) {
+	r := newRig(t)
+	cfg, err := config.Load("testdata/e2e.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Tenants[0].Announce = config.AnnounceBeep
+	dir, err := config.NewDirectory(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.app.dir = dir // before any session: the app reads it only from session goroutines
+	c := r.connect(r.phone("800", hzCustomer, testphone.AutoAnswer), r.phone("744", hzAgent, testphone.AutoAnswer), "744")
+	sup, answered := r.dial(r.phone("700", hzSupervisor, testphone.AutoAnswer), "*90744")
+	r.hearsAfterN(c.agent, answered, toneBeep, 3, "agent hears the join beep")
+	r.hearsAfterN(c.customer, answered, toneBeep, 3, "customer hears the join beep")
+	r.hears(sup, hzCustomer, "supervisor")
+	from := time.Now().Add(200 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
+	r.silentOn(c.agent, toneBeep, from, time.Now(), "agent after the beep")
+	r.silentOn(c.agent, hzSupervisor, answered, time.Now(), "agent (spy)")
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	if err := sup.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.assertClean("acme")
 }

@@ -28,9 +28,10 @@ const (
 	toneSupervisor2 = 1500.0
 	toneRefusalLow  = 480.0
 	toneRefusalHigh = 620.0
+	toneBeep        = 1400.0
 )
 
-var watch = []float64{testphone.ToneCustomer, testphone.ToneAgent, testphone.ToneSupervisor, toneSupervisor2, toneRefusalLow, toneRefusalHigh}
+var watch = []float64{testphone.ToneCustomer, testphone.ToneAgent, testphone.ToneSupervisor, toneSupervisor2, toneRefusalLow, toneRefusalHigh, toneBeep}
 
 // rig is one end-to-end setup: the shared test Asterisk, a Redis of its own, the ARI client and
 // the app running as Stasis app "earpiece".
@@ -319,4 +320,16 @@ func (r *rig) noGap(who string, listener, sender *testphone.Call, hz float64, fr
 	if allowed := maxGap + sender.SenderStall(from, to); gap > allowed {
 		r.t.Errorf("%s: %v Hz missing for %v (allowed %v)", who, hz, gap, allowed)
 	}
+}
+
+// hearsAfterN waits until c hears hz in n consecutive frames arriving after since.
+func (r *rig) hearsAfterN(c *testphone.Call, since time.Time, hz float64, n int, who string) time.Time {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(r.ctx, 3*time.Second)
+	defer cancel()
+	at, err := c.AwaitToneSince(ctx, since, hz, true, n)
+	if err != nil {
+		r.t.Fatalf("%s: %v Hz: %v", who, hz, err)
+	}
+	return at
 }

@@ -664,6 +664,7 @@ func (s *session) do(ctx context.Context, act action) event {
 		}
 		a.met.sessionStarted(s.origin)
 		s.log.Info().Msg("supervision active")
+		s.announce(ctx)
 		a.notify(s.tenant.ID, NoteSupervisionStarted, map[string]string{
 			"session_id": s.id, "supervisor": s.supervisor.Number, "agent": s.agent.Number,
 			"call_id": string(s.agentChan), "mode": s.m.mode.String(), "origin": s.origin,
