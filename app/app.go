@@ -151,7 +151,7 @@ type App struct {
 	reconcileMu sync.Mutex // one reconciliation at a time
 	// waiters are closed when a channel's StasisStart arrives (announcement snoops); guarded by mu.
 	waiters map[ari.ChannelID]chan struct{}
-	calls       calls
+	calls   calls
 
 	// hooks let tests act at exact points of a session (nil in production).
 	hooks struct {
