@@ -292,7 +292,11 @@ func (s *session) auditEnd(ctx context.Context, reason string) {
 	if reason == ReasonError {
 		outcome = "failed"
 	}
-	if err := s.app.audit(ctx, s.auditEntry("end", outcome, reason, nil)); err != nil {
+	var extra map[string]string
+	if s.m.mode.Valid() {
+		extra = map[string]string{"mode": s.m.mode.String()}
+	}
+	if err := s.app.audit(ctx, s.auditEntry("end", outcome, reason, extra)); err != nil {
 		s.log.Error().Err(err).Msg("end not audited")
 	}
 }

@@ -412,13 +412,7 @@ func (s *session) isSupervisorGone(v any) bool {
 // cannot cancel.
 func (s *session) cleanup(ctx context.Context) {
 	a := s.app
-	for id := range s.made {
-		s.dropped[id] = true
-		if err := a.ari.Hangup(ctx, id, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
-			s.log.Warn().Err(err).Str("snoop", string(id)).Msg("hangup snoop")
-		}
-		delete(s.made, id)
-	}
+	s.dropSnoops(ctx)
 	if s.bridgeMade {
 		if err := a.ari.DestroyBridge(ctx, s.bridge); err != nil && !errors.Is(err, ari.ErrNotFound) {
 			s.log.Warn().Err(err).Str("bridge", string(s.bridge)).Msg("destroy bridge")
@@ -426,6 +420,17 @@ func (s *session) cleanup(ctx context.Context) {
 		s.bridgeMade = false
 	}
 	s.releaseTalker(ctx)
+}
+
+// dropSnoops hangs up every snoop the session made that is still there.
+func (s *session) dropSnoops(ctx context.Context) {
+	for id := range s.made {
+		s.dropped[id] = true
+		if err := s.app.ari.Hangup(ctx, id, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
+			s.log.Warn().Err(err).Str("snoop", string(id)).Msg("hangup snoop")
+		}
+		delete(s.made, id)
+	}
 }
 
 // loop drives the machine from the mailbox until the session ends.
@@ -735,13 +740,7 @@ func (s *session) teardown(ctx context.Context, act actTeardown) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
 	defer cancel()
 	// Snoops go first, so a supervisor hearing the end tone is no longer connected to the call.
-	for id := range s.made {
-		s.dropped[id] = true
-		if err := a.ari.Hangup(cctx, id, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
-			s.log.Warn().Err(err).Str("snoop", string(id)).Msg("hangup snoop")
-		}
-		delete(s.made, id)
-	}
+	s.dropSnoops(cctx)
 	if act.hangupSupervisor && !s.supGone {
 		if act.tone != "" {
 			s.toneThenHangup(ctx, act.tone, a.cfg.EndTone)
@@ -750,15 +749,7 @@ func (s *session) teardown(ctx context.Context, act actTeardown) {
 		}
 	}
 	s.cleanup(cctx)
-	outcome := "ok"
-	if act.reason == ReasonError {
-		outcome = "failed"
-	}
-	if err := a.audit(cctx, s.auditEntry("end", outcome, act.reason, map[string]string{"mode": s.m.mode.String()})); err != nil {
-		s.log.Error().Err(err).Msg("end not audited")
-	}
-	now := a.cfg.Clock()
-	_ = now
+	s.auditEnd(cctx, act.reason)
 	s.publish(store.StateEnded)
 	a.endRecord(cctx, s.id, act.reason)
 	if !s.joinedAt.IsZero() {
