@@ -113,32 +113,7 @@ func TestE2EModesByEar(t *testing.T) {
 		t.Fatalf("session record: %+v", s)
 	}
 
-	digits := map[dialplan.Mode]string{dialplan.Spy: "0", dialplan.Whisper: "1", dialplan.Barge: "2"}
-	seq := []dialplan.Mode{dialplan.Whisper, dialplan.Barge, dialplan.Spy, dialplan.Barge, dialplan.Whisper, dialplan.Spy}
-	var switches []time.Duration
-	prev := dialplan.Spy
-	for _, m := range seq {
-		if err := sup.SendDTMF(ctx, digits[m]); err != nil {
-			t.Fatal(err)
-		}
-		sent := sup.DTMFSent()
-		end := sent[len(sent)-1].End
-		r.dtmfEnd = end
-		t.Logf("dtmf %s start %s end %s", digits[m], sent[len(sent)-1].Start.Format("15:04:05.000000"), end.Format("15:04:05.000000"))
-		heard := r.expectMode(prev, m, c, sup, sent[len(sent)-1].Start)
-		switches = append(switches, heard.Sub(end))
-		prev = m
-		// No gap in the call's own audio at the switch, for either party or the supervisor.
-		from, to := end.Add(-300*time.Millisecond), time.Now()
-		r.noGap("customer hears agent at the switch to "+m.String(), c.customer, c.agent, hzAgent, from, to)
-		r.noGap("agent hears customer at the switch to "+m.String(), c.agent, c.customer, hzCustomer, from, to)
-		r.noGap("supervisor hears customer at the switch to "+m.String(), sup, c.customer, hzCustomer, from, to)
-		r.noGap("supervisor hears agent at the switch to "+m.String(), sup, c.agent, hzAgent, from, to)
-		waitFor(t, 2*time.Second, "mode recorded", func() bool {
-			got, err := r.store.GetSession(ctx, s.ID)
-			return err == nil && got.Mode == m.String()
-		})
-	}
+	switches := r.sixSwitches(ctx, c, sup, s.ID)
 	t.Logf("switch latency (DTMF end -> change heard), spy->whisper->barge->spy->barge->whisper->spy: %v", switches)
 
 	// The current mode's digit does nothing; other digits are ignored and never reach the call.
@@ -191,6 +166,40 @@ func TestE2EModesByEar(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(testWriter{t}, "figures: join=%v switches=%v\n", join, switches)
+}
+
+// sixSwitches makes all six mode changes with DTMF (0 spy, 1 whisper, 2 barge), each judged by
+// ear with no gap in the call's own audio, and returns the switch latencies (DTMF end -> the
+// change heard).
+func (r *rig) sixSwitches(ctx context.Context, c call, sup *testphone.Call, sessionID string) []time.Duration {
+	t := r.t
+	t.Helper()
+	digits := map[dialplan.Mode]string{dialplan.Spy: "0", dialplan.Whisper: "1", dialplan.Barge: "2"}
+	seq := []dialplan.Mode{dialplan.Whisper, dialplan.Barge, dialplan.Spy, dialplan.Barge, dialplan.Whisper, dialplan.Spy}
+	var switches []time.Duration
+	prev := dialplan.Spy
+	for _, m := range seq {
+		if err := sup.SendDTMF(ctx, digits[m]); err != nil {
+			t.Fatal(err)
+		}
+		sent := sup.DTMFSent()
+		end := sent[len(sent)-1].End
+		r.dtmfEnd = end
+		heard := r.expectMode(prev, m, c, sup, sent[len(sent)-1].Start)
+		switches = append(switches, heard.Sub(end))
+		prev = m
+		// No gap in the call's own audio at the switch, for either party or the supervisor.
+		from, to := end.Add(-300*time.Millisecond), time.Now()
+		r.noGap("customer hears agent at the switch to "+m.String(), c.customer, c.agent, hzAgent, from, to)
+		r.noGap("agent hears customer at the switch to "+m.String(), c.agent, c.customer, hzCustomer, from, to)
+		r.noGap("supervisor hears customer at the switch to "+m.String(), sup, c.customer, hzCustomer, from, to)
+		r.noGap("supervisor hears agent at the switch to "+m.String(), sup, c.agent, hzAgent, from, to)
+		waitFor(t, 2*time.Second, "mode recorded", func() bool {
+			got, err := r.store.GetSession(ctx, sessionID)
+			return err == nil && got.Mode == m.String()
+		})
+	}
+	return switches
 }
 
 type testWriter struct{ t *testing.T }

@@ -126,14 +126,14 @@ func TestE2EAgentHangsUpDuringJoin(t *testing.T) {
 }
 
 // TestE2EQueueCall: the agent takes the call through a queue, behind a Local channel. earpiece
-// snoops the agent's own PJSIP channel, and the modes work as on a plain call.
+// snoops the agent's own PJSIP channel, and all six switches work as on a plain call.
 func TestE2EQueueCall(t *testing.T) {
 	r := newRig(t)
 	c := r.connect(r.phone("801", hzCustomer, testphone.AutoAnswer), r.phone("744", hzAgent, testphone.AutoAnswer), "600")
 	sup, answered := r.dial(r.phone("700", hzSupervisor, testphone.AutoAnswer), "*90744")
 	r.expectMode(dialplan.Spy, dialplan.Spy, c, sup, answered)
 
-	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer cancel()
 	live, err := r.store.ListSessions(ctx, "acme")
 	if err != nil || len(live) != 1 {
@@ -143,12 +143,8 @@ func TestE2EQueueCall(t *testing.T) {
 	if err != nil || !strings.HasPrefix(ch.Name, "PJSIP/744-") {
 		t.Fatalf("snooped channel %q (%v), want the agent's PJSIP channel", ch.Name, err)
 	}
-	if err := sup.SendDTMF(ctx, "1"); err != nil {
-		t.Fatal(err)
-	}
-	sent := sup.DTMFSent()
-	r.dtmfEnd = sent[len(sent)-1].End
-	r.expectMode(dialplan.Spy, dialplan.Whisper, c, sup, sent[len(sent)-1].Start)
+	switches := r.sixSwitches(ctx, c, sup, live[0].ID)
+	t.Logf("queue call: switch latencies %v", switches)
 	if err := sup.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
