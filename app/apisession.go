@@ -191,7 +191,7 @@ func (s *session) runAPI(ctx context.Context, mode dialplan.Mode) {
 	reason, ok := s.awaitAnswer(ctx)
 	if !ok {
 		s.log.Info().Str("reason", reason).Msg("supervisor did not answer")
-		if reason != ReasonShutdown || !s.supGone {
+		if !s.supGone {
 			a.bestEffortHangup(ctx, s.supChan)
 		}
 		s.auditEnd(ctx, reason)
@@ -274,17 +274,7 @@ func (s *session) prepareAPIJoin(ctx context.Context, mode dialplan.Mode) error 
 	if agentChan != s.agentChan {
 		return refuse(RefuseNoActiveCall, errors.New("the agent's call ended while the supervisor's phone rang"))
 	}
-	if talks(mode) {
-		if err := s.takeTalker(cctx); err != nil {
-			return err
-		}
-	}
-	s.bridge = bridgeID(s.id)
-	if _, err := a.ari.CreateBridge(cctx, ari.CreateBridgeRequest{BridgeID: s.bridge, Types: []string{"mixing", "dtmf_events"}, Name: BridgeNamePrefix + s.id}); err != nil {
-		return refuse(RefuseAsterisk, fmt.Errorf("create bridge %s: %w", s.bridge, err))
-	}
-	s.bridgeMade = true
-	return nil
+	return s.makeBridge(cctx, mode)
 }
 
 func (s *session) auditEnd(ctx context.Context, reason string) {

@@ -90,11 +90,9 @@ func (a *App) endLost(ctx context.Context, sid string) {
 	if err != nil || !rec.Live() {
 		return
 	}
-	if _, err := a.store.EndSession(ctx, sid, ReasonLost, a.cfg.Clock()); err != nil {
-		a.log.Warn().Err(err).Str("session", sid).Msg("reconcile: end session")
-	}
 	_ = a.audit(ctx, store.AuditEntry{Tenant: rec.Tenant, Actor: "earpiece", Action: "end", Target: rec.Agent,
 		Outcome: "ok", Reason: ReasonLost, Session: sid})
+	a.endRecord(ctx, sid, ReasonLost)
 	if rec.AgentChannel != "" {
 		_ = a.store.Release(ctx, talkerKey(ari.ChannelID(rec.AgentChannel)), sid)
 	}

@@ -33,16 +33,15 @@ type session struct {
 	agentChan ari.ChannelID
 	bridge    ari.BridgeID
 
-	m            machine
-	bridgeMade   bool
-	supAnswered  bool
-	supGone      bool
-	talker       bool                   // holds the call's talker slot (whisper/barge)
-	made         map[ari.ChannelID]bool // snoops created and not yet seen gone
-	dropped      map[ari.ChannelID]bool // snoops we hung up ourselves
-	snoopTimer   *time.Timer
-	joinedAt     time.Time
-	answeredHook func() // test hook: called right after the supervisor is answered
+	m           machine
+	bridgeMade  bool
+	supAnswered bool
+	supGone     bool
+	talker      bool                   // holds the call's talker slot (whisper/barge)
+	made        map[ari.ChannelID]bool // snoops created and not yet seen gone
+	dropped     map[ari.ChannelID]bool // snoops we hung up ourselves
+	snoopTimer  *time.Timer
+	joined      bool // the supervisor reached the bridge (the session counts as started)
 
 	// view is what other goroutines read of the session (see publish).
 	view atomic.Pointer[sessionView]
@@ -228,13 +227,19 @@ func (s *session) prepareJoin(ctx context.Context, mode dialplan.Mode) error {
 	if err := a.store.CreateSession(cctx, rec); err != nil {
 		return refuse(RefuseStoreUnavailable, fmt.Errorf("recording session: %w", err))
 	}
+	return s.makeBridge(cctx, mode)
+}
+
+// makeBridge takes the talker slot when mode talks and creates the session's bridge, named so a
+// restarted instance recognises it. Shared by feature-code and API sessions.
+func (s *session) makeBridge(ctx context.Context, mode dialplan.Mode) error {
 	if talks(mode) {
-		if err := s.takeTalker(cctx); err != nil {
+		if err := s.takeTalker(ctx); err != nil {
 			return err
 		}
 	}
 	s.bridge = bridgeID(s.id)
-	if _, err := a.ari.CreateBridge(cctx, ari.CreateBridgeRequest{
+	if _, err := s.app.ari.CreateBridge(ctx, ari.CreateBridgeRequest{
 		BridgeID: s.bridge,
 		Types:    []string{"mixing", "dtmf_events"},
 		Name:     BridgeNamePrefix + s.id,
@@ -653,16 +658,13 @@ func (s *session) do(ctx context.Context, act action) event {
 				return evFailed{err: fmt.Errorf("answer supervisor: %w", err)}
 			}
 			s.supAnswered = true
-			if s.answeredHook != nil {
-				s.answeredHook()
-			}
 		}
 		if err := a.ari.AddChannel(cctx, s.bridge, ari.AddChannelRequest{
 			Channels: []ari.ChannelID{s.supChan}, AbsorbDTMF: true, Role: "supervisor",
 		}); err != nil {
 			return evFailed{err: fmt.Errorf("add supervisor to bridge: %w", err)}
 		}
-		s.joinedAt = a.cfg.Clock()
+		s.joined = true
 		// Mirrored on Asterisk so a restarted instance can tell whose channel this is.
 		if err := a.ari.SetVar(cctx, s.supChan, VarSession, s.id); err != nil {
 			s.log.Debug().Err(err).Msg("set session variable")
@@ -752,7 +754,7 @@ func (s *session) teardown(ctx context.Context, act actTeardown) {
 	s.auditEnd(cctx, act.reason)
 	s.publish(store.StateEnded)
 	a.endRecord(cctx, s.id, act.reason)
-	if !s.joinedAt.IsZero() {
+	if s.joined {
 		a.met.sessionEnded(act.reason)
 	}
 	s.log.Info().Str("reason", act.reason).Msg("supervision ended")
