@@ -609,13 +609,16 @@ func (p *Phone) close() error {
 	}
 	p.active.Wait()
 
+	// The user agent goes first: closing it stops the transaction layer, so no late
+	// retransmission can find the listener gone and make sipgo bind a fresh socket (with a reader
+	// goroutine of its own) after we have closed everything.
+	if err := p.ua.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := p.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, err)
 	}
 	<-p.serveDone
-	if err := p.ua.Close(); err != nil {
-		errs = append(errs, err)
-	}
 	// Calls still in the table (their hangup failed) end here.
 	p.mu.Lock()
 	calls = slices.Collect(maps.Values(p.calls))
