@@ -33,9 +33,7 @@ func (s *session) announce(ctx context.Context) {
 	a.mu.Lock()
 	a.waiters[id] = up
 	a.mu.Unlock()
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
+	a.spawn(func() {
 		defer func() {
 			a.mu.Lock()
 			delete(a.waiters, id)
@@ -64,5 +62,5 @@ func (s *session) announce(ctx context.Context) {
 		if err := a.ari.StopPlayback(ctx, ari.PlaybackID(pb.ID)); err != nil && !errors.Is(err, ari.ErrNotFound) {
 			s.log.Debug().Err(err).Msg("stop beep")
 		}
-	}()
+	})
 }

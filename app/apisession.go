@@ -152,7 +152,7 @@ func (a *App) Join(ctx context.Context, p Principal, req JoinRequest) (store.Ses
 	s.m.want = req.Mode
 	s.publish(store.StateRinging)
 	// The route exists before the originate, so no event of the new channel arrives unrouted.
-	if !a.addSession(context.WithoutCancel(ctx), s, func(ctx context.Context) { s.runAPI(ctx, req.Mode) }) {
+	if !a.addSession(s, func(ctx context.Context) { s.runAPI(ctx, req.Mode) }) {
 		a.endRecord(cctx, s.id, ReasonShutdown)
 		return store.Session{}, apiError(ErrUnavailable, "shutting_down", "earpiece is shutting down")
 	}

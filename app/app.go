@@ -142,11 +142,17 @@ type App struct {
 	dir   *config.Directory
 	met   *metrics
 
-	mu       sync.Mutex // guards routes and sessions
+	mu       sync.Mutex // guards routes, sessions, closing and runCtx
 	routes   map[ari.ChannelID]*session
 	sessions map[string]*session
-	wg       sync.WaitGroup
-	closing  bool
+	// wg counts every goroutine the app starts (sessions, best-effort hangups, tone stops, the
+	// calls index, reconciliation); Run returns only when it is zero. Add is called either under
+	// mu with closing false, or from a goroutine wg already counts, so it never races with Wait.
+	wg      sync.WaitGroup
+	closing bool
+	// runCtx is Run's context: every session runs under it, whoever started it (a feature code on
+	// the dispatcher, or an API request whose own context ends with the request). Nil until Run.
+	runCtx context.Context
 
 	reconcileMu sync.Mutex // one reconciliation at a time
 	// waiters are closed when a channel's StasisStart arrives (announcement snoops); guarded by mu.
@@ -180,14 +186,17 @@ func New(cfg Config, client ARI, st Store, dir *config.Directory) *App {
 // Run routes ARI events to sessions until ctx is done or events is closed, then ends every
 // session (teardown under its own timeout) and waits for them.
 func (a *App) Run(ctx context.Context, events <-chan ari.Event) error {
+	a.mu.Lock()
+	if a.runCtx != nil || a.closing {
+		a.mu.Unlock()
+		return errors.New("app: Run called twice")
+	}
+	a.runCtx = ctx
+	a.mu.Unlock()
 	defer a.shutdown()
 	callsCtx, stopCalls := context.WithCancel(ctx)
 	defer stopCalls()
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		a.runCalls(callsCtx)
-	}()
+	a.spawn(func() { a.runCalls(callsCtx) })
 	for {
 		select {
 		case <-ctx.Done():
@@ -227,13 +236,11 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 		a.log.Info().Str("state", e.State.String()).AnErr("cause", e.Err).Msg("ari connection")
 		a.met.connState(e.State)
 		if e.State == ari.Connected || e.State == ari.Desynced {
-			a.wg.Add(1)
-			go func() {
-				defer a.wg.Done()
+			a.spawn(func() {
 				a.subscribePhones(ctx)
 				a.reconcile(ctx)
 				a.touchCalls()
-			}()
+			})
 		}
 		return
 	}
@@ -295,10 +302,10 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 	case kind == argSnoop, strings.HasPrefix(string(id), snoopPrefix):
 		// A snoop whose session is gone (it ended while the snoop was being made): drop it.
 		a.log.Info().Str("channel", string(id)).Msg("orphan snoop: hanging up")
-		go a.bestEffortHangup(ctx, id)
+		a.spawn(func() { a.bestEffortHangup(ctx, id) })
 	default:
 		a.log.Warn().Str("channel", string(id)).Strs("args", e.Args).Msg("unexpected channel in Stasis: hanging up")
-		go a.bestEffortHangup(ctx, id)
+		a.spawn(func() { a.bestEffortHangup(ctx, id) })
 	}
 }
 
@@ -334,13 +341,35 @@ func (a *App) unregister(id ari.ChannelID) {
 	a.mu.Unlock()
 }
 
-// addSession starts s's goroutine; false when the app is shutting down.
-func (a *App) addSession(ctx context.Context, s *session, run func(context.Context)) bool {
+// stopping is closed when Run's context ends (never, before Run).
+func (a *App) stopping() <-chan struct{} {
 	a.mu.Lock()
-	if a.closing {
+	defer a.mu.Unlock()
+	if a.runCtx == nil {
+		return nil
+	}
+	return a.runCtx.Done()
+}
+
+// spawn runs f on a goroutine that Run waits for. Only the dispatcher and goroutines the app
+// already counts call it (see wg).
+func (a *App) spawn(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+// addSession starts s's goroutine under Run's context; false when Run has not started or the app
+// is shutting down. It may be called from any goroutine (API requests do).
+func (a *App) addSession(s *session, run func(context.Context)) bool {
+	a.mu.Lock()
+	if a.closing || a.runCtx == nil {
 		a.mu.Unlock()
 		return false
 	}
+	ctx := a.runCtx
 	a.sessions[s.id] = s
 	a.routes[s.supChan] = s
 	a.wg.Add(1)

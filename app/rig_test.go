@@ -3,14 +3,15 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 
 	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/config"
@@ -20,7 +21,18 @@ import (
 	"github.com/earpiece/earpiece/store"
 )
 
-func TestMain(m *testing.M) { os.Exit(asterisktest.Main(m)) }
+// TestMain stops the shared test Asterisk after the tests, then checks that nothing was left
+// running (each rig also checks its own test, see newRig).
+func TestMain(m *testing.M) {
+	code := asterisktest.Main(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // Test tones beyond the three parties': a second supervisor, and the 480+620 Hz pair of the
 // congestion and busy tones a refused or ended supervisor hears.
@@ -58,6 +70,10 @@ func newRig(t *testing.T) *rig {
 	if ast.SIPPort == 0 {
 		t.Skip("no SIP address for the test Asterisk (EARPIECE_TEST_SIP_ADDR)")
 	}
+	// Registered first, so it runs last: by then every goroutine this test started (app, ARI
+	// client, phones, Redis) must have ended.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	rs := redistest.Start(t)
 	opts := rs.Options()
 	opts.ContextTimeoutEnabled = true
@@ -92,22 +108,31 @@ func newRig(t *testing.T) *rig {
 		CallTimeout: 2 * time.Second,
 		Logger:      log,
 	}, client, st, dir)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); client.Run(ctx) }()
+	clientDone := make(chan struct{})
+	go func() { defer close(clientDone); client.Run(ctx) }()
 	appCtx, stopApp := context.WithCancel(context.Background())
-	go func() { defer wg.Done(); r.app.Run(appCtx, client.Events()) }()
+	appDone := make(chan struct{})
+	go func() { defer close(appDone); r.app.Run(appCtx, client.Events()) }()
 	t.Cleanup(func() {
-		stopApp()
 		// The app ends its sessions before Run returns; the socket closes after it.
-		for len(r.app.Live()) > 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
+		stopApp()
+		awaitClosed(t, appDone, 20*time.Second, "App.Run to return")
 		cancel()
-		wg.Wait()
+		awaitClosed(t, clientDone, 10*time.Second, "the ARI client to stop")
+		client.CloseIdleConnections()
 	})
 	waitFor(t, 10*time.Second, "ARI connected", func() bool { return client.Stats().Connected })
 	return r
+}
+
+// awaitClosed waits for done to close, failing the test after limit.
+func awaitClosed(t *testing.T, done <-chan struct{}, limit time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		t.Fatalf("timed out after %s waiting for %s", limit, what)
+	}
 }
 
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {

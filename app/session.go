@@ -145,8 +145,8 @@ func (a *App) startFeature(ctx context.Context, e *ari.StasisStart) {
 		tenantArg, dialed = e.Args[1], e.Args[2]
 	}
 	endpoint := endpointOf(e.Channel.Name)
-	if !a.addSession(ctx, s, func(ctx context.Context) { s.runFeature(ctx, endpoint, tenantArg, dialed) }) {
-		go a.bestEffortHangup(ctx, s.supChan)
+	if !a.addSession(s, func(ctx context.Context) { s.runFeature(ctx, endpoint, tenantArg, dialed) }) {
+		a.spawn(func() { a.bestEffortHangup(ctx, s.supChan) })
 	}
 }
 
@@ -595,12 +595,17 @@ func (s *session) briefTone(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		cctx, cancel := context.WithTimeout(context.Background(), s.app.cfg.CallTimeout)
+	// Stopped from a goroutine of its own so the session goes on meanwhile; the app waits for it
+	// (and cuts the wait short at shutdown: the supervisor is being hung up anyway).
+	s.app.spawn(func() {
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-s.app.stopping():
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.app.cfg.CallTimeout)
 		defer cancel()
 		_ = s.app.ari.StopPlayback(cctx, ari.PlaybackID(pb.ID))
-	}()
+	})
 }
 
 // apply runs next and carries out its actions; action results are fed back in.

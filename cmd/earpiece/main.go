@@ -266,10 +266,12 @@ func serve(args []string, stderr io.Writer) error {
 	log.Info().Str("listen", cfg.HTTP.Listen).Str("ari", cfg.ARI.URL).Str("instance", *instance).Msg("earpiece started")
 
 	var runErr error
+	appStopped := false // App.Run returned first: its result is taken, do not wait for it again
 	select {
 	case <-ctx.Done():
 	case runErr = <-httpDone:
 	case runErr = <-appDone:
+		appStopped = true
 	}
 	log.Info().AnErr("cause", runErr).Msg("shutting down")
 
@@ -284,7 +286,9 @@ func serve(args []string, stderr io.Writer) error {
 	// 2. Stop the app: it takes no new Stasis work and ends its sessions (each teardown runs
 	//    under its own timeout), which still needs the ARI client and Redis.
 	stopApp()
-	<-appDone
+	if !appStopped {
+		<-appDone
+	}
 	// 3. Close the ARI socket: nothing is left to receive events for.
 	stopARI()
 	<-ariDone

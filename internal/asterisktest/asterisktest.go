@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/earpiece/earpiece/internal/freeport"
 )
 
 // Environment variables that point the tests at another Asterisk.
@@ -54,6 +56,7 @@ type Instance struct {
 	dir     string // instance directory, inside root
 	hostDir string // the same directory seen from the host
 	rtpBase int
+	ports   *freeport.Block // HTTP, SIP and the RTP range; held until the directory is removed
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -223,16 +226,14 @@ func newInstance(root string) (*Instance, error) {
 		hostDir:  hostDir,
 		dir:      "/" + strings.TrimPrefix(strings.TrimPrefix(hostDir, root), "/"),
 	}
-	httpPort, err := freeTCPPort()
-	if err != nil {
+	// Ports from internal/freeport: reserved across test binaries and below the ephemeral range,
+	// so nothing can bind them between now and Asterisk's start (a listen-then-close probe races).
+	if i.ports, err = freeport.Reserve(); err != nil {
 		return nil, err
 	}
-	if i.SIPPort, err = freeUDPPort(); err != nil {
-		return nil, err
-	}
-	if i.rtpBase, err = freeUDPRange(200); err != nil {
-		return nil, err
-	}
+	httpPort := i.ports.Port(0)
+	i.SIPPort = i.ports.Port(1)
+	i.rtpBase = i.ports.Port(2) // even, as RTP wants; the range takes 200 ports
 	i.ARIURL = fmt.Sprintf("http://127.0.0.1:%d/ari", httpPort)
 	// Asterisk does not create spool/recording itself: without it every recording fails (500).
 	for _, d := range []string{"etc", "run", "log", "spool", "spool/recording", "lib", "cache"} {
@@ -416,6 +417,9 @@ func (i *Instance) removeDir() {
 	if !i.External && i.hostDir != "" {
 		os.RemoveAll(i.hostDir)
 	}
+	if i.ports != nil {
+		i.ports.Release()
+	}
 }
 
 // LogTail returns the last n lines of Asterisk's log.
@@ -442,46 +446,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func freeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func freeUDPPort() (int, error) {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
-}
-
-// freeUDPRange finds n consecutive UDP ports that are free now (probing every tenth one), below the
-// kernel's usual ephemeral range (32768 and up).
-func freeUDPRange(n int) (int, error) {
-	for try := 0; try < 50; try++ {
-		var r [2]byte
-		rand.Read(r[:])
-		base := 20000 + (int(r[0])<<8|int(r[1]))%(12000/n)*n
-		base -= base % 2 // RTP ports are even
-		ok := true
-		for p := base; p < base+n && ok; p += 10 {
-			c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			c.Close()
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, errors.New("no free UDP range for RTP")
 }

@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/earpiece/earpiece/internal/freeport"
 )
 
 // EnvURL names the environment variable that points the tests at an existing
@@ -85,24 +87,20 @@ func Start(tb testing.TB) *Server {
 	}
 	bin := redisServerBinary(tb)
 	s := &Server{tb: tb, dir: tb.TempDir()}
-	// A port freed by the kernel can be taken by someone else before
-	// redis-server binds it; try a few.
-	var lastErr error
-	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			tb.Fatalf("redistest: finding a free port: %v", err)
-		}
-		s.port = port
-		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		s.opts = &redis.Options{Addr: s.addr}
-		s.url = url.URL{Scheme: "redis", Host: s.addr, Path: "/0"}
-		if lastErr = s.launch(bin); lastErr == nil {
-			break
-		}
+	// The port comes from internal/freeport (reserved across test binaries, below the ephemeral
+	// range), so nobody else binds it between now and redis-server's start.
+	port, release, err := freeport.One()
+	if err != nil {
+		tb.Fatalf("redistest: finding a free port: %v", err)
 	}
+	s.port = port
+	s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.opts = &redis.Options{Addr: s.addr}
+	s.url = url.URL{Scheme: "redis", Host: s.addr, Path: "/0"}
+	lastErr := s.launch(bin)
 	if lastErr != nil {
 		s.printLog()
+		release()
 		tb.Fatalf("redistest: starting redis-server: %v", lastErr)
 	}
 	tb.Cleanup(func() {
@@ -112,6 +110,7 @@ func Start(tb testing.TB) *Server {
 		if err := s.stop(); err != nil {
 			tb.Errorf("redistest: stopping redis-server: %v", err)
 		}
+		release()
 	})
 	return s
 }
@@ -336,15 +335,6 @@ func ping(ctx context.Context, addr string) error {
 		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // startExternal uses the server named by raw.
