@@ -9,7 +9,7 @@ import (
 	"github.com/earpiece/earpiece/config"
 )
 
-// The announcement policy (SPEC §2): silent monitoring is invisible by default; a tenant with
+// The announcement policy: silent monitoring is invisible by default; a tenant with
 // announce: beep has a short beep played into the call (both the agent and the customer hear it)
 // when a supervisor joins. The beep goes through a snoop of its own with whisper=both, created
 // and hung up around the playback, so it never touches the session's snoop: the session's spy
@@ -29,6 +29,7 @@ func (s *session) announce(ctx context.Context) {
 	}
 	a := s.app
 	id := ari.ChannelID(snoopPrefix + s.id[len(sessionPrefix):] + "-beep")
+	agentChan, log := s.m.agentChan, s.log // the goroutine below must not read the session's fields
 	up := make(chan struct{})
 	a.mu.Lock()
 	a.waiters[id] = up
@@ -41,10 +42,10 @@ func (s *session) announce(ctx context.Context) {
 		}()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), beepWait+a.cfg.CallTimeout)
 		defer cancel()
-		if _, err := a.ari.Snoop(ctx, s.agentChan, ari.SnoopRequest{
+		if _, err := a.ari.Snoop(ctx, agentChan, ari.SnoopRequest{
 			SnoopID: id, Spy: ari.DirNone, Whisper: ari.DirBoth, App: a.cfg.AppName, AppArgs: argSnoop + "," + s.id,
 		}); err != nil {
-			s.log.Warn().Err(err).Msg("announcement snoop")
+			log.Warn().Err(err).Msg("announcement snoop")
 			return
 		}
 		defer a.bestEffortHangup(ctx, id)
@@ -55,12 +56,12 @@ func (s *session) announce(ctx context.Context) {
 		}
 		pb, err := a.ari.Play(ctx, id, ari.PlayRequest{Media: []string{beepTone}})
 		if err != nil {
-			s.log.Warn().Err(err).Msg("announcement beep")
+			log.Warn().Err(err).Msg("announcement beep")
 			return
 		}
 		time.Sleep(300 * time.Millisecond)
 		if err := a.ari.StopPlayback(ctx, ari.PlaybackID(pb.ID)); err != nil && !errors.Is(err, ari.ErrNotFound) {
-			s.log.Debug().Err(err).Msg("stop beep")
+			log.Debug().Err(err).Msg("stop beep")
 		}
 	})
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/earpiece/earpiece/config"
@@ -9,7 +10,7 @@ import (
 )
 
 // The app's API for the HTTP edge (package webhooks): what a CRM or dashboard may ask of it.
-// Errors are domain errors; the edge maps them to status codes.
+// Errors are domain errors; the edge maps them to status codes. Who may ask what is in authz.go.
 
 // Domain errors of the API. Refusals also carry a stable code (see *Error).
 var (
@@ -25,13 +26,21 @@ var (
 type Error struct {
 	Kind    error  // ErrNotFound, ErrForbidden, ErrConflict, ErrInvalid or ErrUnavailable
 	Code    string // stable, snake_case
-	Message string
+	Message string // for clients: written here, never a Redis or ARI error's text
+	Field   string // the request field at fault, when there is one
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 func (e *Error) Unwrap() error { return e.Kind }
 func apiError(kind error, code, msg string) *Error {
 	return &Error{Kind: kind, Code: code, Message: msg}
+}
+
+// apiFailure is an API error caused by cause (Redis, ARI, a deadline): errors.As finds the
+// *Error, whose Message is all a client sees, and the whole error, cause included, is what the
+// edge logs.
+func apiFailure(kind error, code, msg string, cause error) error {
+	return fmt.Errorf("%w: %w", apiError(kind, code, msg), cause)
 }
 
 // Principal is who makes an API request: an API key's tenant, role and (for agent and supervisor

@@ -113,7 +113,7 @@ func (c *Config) defaults() {
 
 // Ids earpiece gives the objects it creates. Distinct prefixes per kind matter: Asterisk keys
 // its subscriptions by id string alone, so a bridge whose id equals a channel's id loses its
-// events (ASTERISK-FACTS, "id collision trap").
+// events (ari's TestContract/parallel/BridgeIDCollision pins this on a real Asterisk).
 const (
 	sessionPrefix = "sup-"
 	bridgePrefix  = "ep-br-"
@@ -221,7 +221,7 @@ func (a *App) shutdown() {
 	}
 	a.mu.Unlock()
 	for _, s := range live {
-		s.post(evLeave{reason: ReasonShutdown})
+		s.postEvent(evLeave{reason: ReasonShutdown})
 	}
 	a.wg.Wait()
 }
@@ -255,7 +255,7 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 	s := a.routes[ch]
 	a.mu.Unlock()
 	if s != nil {
-		s.post(ev)
+		s.postARI(ev)
 	}
 }
 
@@ -289,7 +289,7 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 		return
 	}
 	if s != nil {
-		s.post(e)
+		s.postARI(e)
 		return
 	}
 	kind := ""

@@ -9,6 +9,7 @@ import (
 
 	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/dialplan"
+	"github.com/earpiece/earpiece/internal/e2etest"
 	"github.com/earpiece/earpiece/internal/testphone"
 	"github.com/earpiece/earpiece/store"
 )
@@ -56,21 +57,22 @@ func (n *notes) has(tenant, typ string) bool {
 }
 
 func newAPIRig(t *testing.T) (*rig, *notes) {
-	r := newRig(t)
 	n := &notes{}
-	r.app.cfg.Notifier = n
-	r.app.cfg.RingTimeout = 2 * time.Second
+	r := newRig(t, func(c *Config, _ *config.Config) {
+		c.Notifier = n
+		c.RingTimeout = 2 * time.Second
+	})
 	return r, n
 }
 
 // awaitCall waits until the calls index lists the agent's call and returns it.
 func (r *rig) awaitCall(p Principal, agent string) Call {
-	r.t.Helper()
+	r.T.Helper()
 	var found Call
-	waitFor(r.t, 5*time.Second, "call of "+agent+" listed", func() bool {
-		cs, err := r.app.Calls(r.ctx, p)
+	e2etest.WaitFor(r.T, 5*time.Second, "call of "+agent+" listed", func() bool {
+		cs, err := r.app.Calls(r.Ctx, p)
 		if err != nil {
-			r.t.Fatal(err)
+			r.T.Fatal(err)
 		}
 		for _, c := range cs {
 			if c.Agent == agent {
@@ -95,8 +97,8 @@ func apiCode(err error) string {
 // spy, then moves through every mode by API and by DTMF, and ends the session by API.
 func TestE2EAPIJoinAndModes(t *testing.T) {
 	r, n := newAPIRig(t)
-	c := r.connect(r.phone("800", hzCustomer, testphone.AutoAnswer), r.phone("744", hzAgent, testphone.AutoAnswer), "744")
-	supPhone := r.phone("700", hzSupervisor, testphone.Manual)
+	c := r.Connect(r.Phone("800", hzCustomer, testphone.AutoAnswer), r.Phone("744", hzAgent, testphone.AutoAnswer), "744")
+	supPhone := r.Phone("700", hzSupervisor, testphone.Manual)
 
 	call := r.awaitCall(adamKey, "744")
 	if call.CustomerNumber != "5550800" || call.Direction != "inbound" || call.StartedAt.IsZero() || len(call.Supervisors) != 0 {
@@ -105,14 +107,14 @@ func TestE2EAPIJoinAndModes(t *testing.T) {
 	if !n.has("acme", NoteCallStarted) {
 		t.Error("no call.started notification")
 	}
-	if cs, _ := r.app.Calls(r.ctx, ginaKey); len(cs) != 0 {
+	if cs, _ := r.app.Calls(r.Ctx, ginaKey); len(cs) != 0 {
 		t.Errorf("another tenant sees acme's calls: %+v", cs)
 	}
-	if _, err := r.app.Calls(r.ctx, johnKey); !errors.Is(err, ErrForbidden) {
+	if _, err := r.app.Calls(r.Ctx, johnKey); !errors.Is(err, ErrForbidden) {
 		t.Errorf("agent lists calls: %v", err)
 	}
 
-	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.Ctx, 30*time.Second)
 	defer cancel()
 	rec, err := r.app.Join(ctx, adamKey, JoinRequest{CallID: call.ID, Mode: dialplan.Spy})
 	if err != nil {
@@ -132,8 +134,8 @@ func TestE2EAPIJoinAndModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	answered := time.Now()
-	r.expectMode(dialplan.Spy, dialplan.Spy, c, in, answered)
-	waitFor(t, 3*time.Second, "active", func() bool {
+	r.ExpectMode(e2etest.ModeChange{From: dialplan.Spy, To: dialplan.Spy, Asked: answered}, c, in)
+	e2etest.WaitFor(t, 3*time.Second, "active", func() bool {
 		s, err := r.app.Supervision(ctx, adamKey, rec.ID)
 		return err == nil && s.State == store.StateActive
 	})
@@ -151,8 +153,7 @@ func TestE2EAPIJoinAndModes(t *testing.T) {
 		if got.Mode != m.String() {
 			t.Errorf("after PATCH %s the session says %s", m, got.Mode)
 		}
-		r.dtmfEnd = asked
-		r.expectMode(prev, m, c, in, asked)
+		r.ExpectMode(e2etest.ModeChange{From: prev, To: m, Asked: asked, Quiet: asked}, c, in)
 		prev = m
 	}
 	// DTMF works in API-started sessions too.
@@ -160,8 +161,7 @@ func TestE2EAPIJoinAndModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := in.DTMFSent()
-	r.dtmfEnd = sent[len(sent)-1].End
-	r.expectMode(dialplan.Spy, dialplan.Barge, c, in, sent[len(sent)-1].Start)
+	r.ExpectMode(e2etest.ModeChange{From: dialplan.Spy, To: dialplan.Barge, Asked: sent[len(sent)-1].Start, Quiet: sent[len(sent)-1].End}, c, in)
 
 	// Another supervisor key cannot touch Adam's session; another tenant does not see it.
 	if _, err := r.app.SetMode(ctx, bethKey, rec.ID, dialplan.Spy); !errors.Is(err, ErrForbidden) {
@@ -174,28 +174,28 @@ func TestE2EAPIJoinAndModes(t *testing.T) {
 	if err != nil || ended.State != store.StateEnded || ended.EndReason != ReasonAPI {
 		t.Fatalf("DELETE: %v %+v", err, ended)
 	}
-	r.awaitEnded(in, 5*time.Second, "supervisor after DELETE")
-	r.assertClean("acme")
-	r.hearsAfter(c.customer, time.Now(), hzAgent, true, "customer after the API session")
+	r.AwaitEnded(in, 5*time.Second, "supervisor after DELETE")
+	r.AssertClean("acme")
+	r.HearsAfter(c.Customer, time.Now(), hzAgent, true, "customer after the API session")
 	for _, typ := range []string{NoteSupervisionRinging, NoteSupervisionStarted, NoteSupervisionMode, NoteSupervisionEnded} {
 		if !n.has("acme", typ) {
 			t.Errorf("no %s notification (got %v)", typ, n.types("acme"))
 		}
 	}
-	ctxE, cancelE := context.WithTimeout(r.ctx, 5*time.Second)
+	ctxE, cancelE := context.WithTimeout(r.Ctx, 5*time.Second)
 	defer cancelE()
-	if err := c.customer.Hangup(ctxE); err != nil {
+	if err := c.Customer.Hangup(ctxE); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "call.ended", func() bool { return n.has("acme", NoteCallEnded) })
+	e2etest.WaitFor(t, 5*time.Second, "call.ended", func() bool { return n.has("acme", NoteCallEnded) })
 }
 
 // TestE2EAPIOriginateOutcomes: busy, rejected and unanswered supervisor phones end the session
 // with the matching reason and leave nothing; authorization is enforced before anything rings.
 func TestE2EAPIOriginateOutcomes(t *testing.T) {
 	r, _ := newAPIRig(t)
-	r.connect(r.phone("800", hzCustomer, testphone.AutoAnswer), r.phone("744", hzAgent, testphone.AutoAnswer), "744")
-	ctx, cancel := context.WithTimeout(r.ctx, 60*time.Second)
+	r.Connect(r.Phone("800", hzCustomer, testphone.AutoAnswer), r.Phone("744", hzAgent, testphone.AutoAnswer), "744")
+	ctx, cancel := context.WithTimeout(r.Ctx, 60*time.Second)
 	defer cancel()
 
 	for _, tc := range []struct {
@@ -207,25 +207,24 @@ func TestE2EAPIOriginateOutcomes(t *testing.T) {
 		{testphone.Ignore, ReasonNoAnswer},
 	} {
 		t.Run(tc.reason, func(t *testing.T) {
-			r.t = t
-			p := r.phone("701", hzSupervisor, tc.policy)
+			r := r.For(t)
+			p := r.Phone("701", hzSupervisor, tc.policy)
 			rec, err := r.app.Join(ctx, carlKey, JoinRequest{Agent: "744", Supervisor: "701", Mode: dialplan.Whisper})
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, waitLong, "session ended", func() bool {
-				s, err := r.store.GetSession(ctx, rec.ID)
+			e2etest.WaitFor(t, waitLong, "session ended", func() bool {
+				s, err := r.Store.GetSession(ctx, rec.ID)
 				return err == nil && s.State == store.StateEnded
 			})
-			s, _ := r.store.GetSession(ctx, rec.ID)
+			s, _ := r.Store.GetSession(ctx, rec.ID)
 			if s.EndReason != tc.reason {
 				t.Errorf("end reason %q, want %q", s.EndReason, tc.reason)
 			}
-			r.assertClean("acme")
+			r.AssertClean("acme")
 			p.Close()
 		})
 	}
-	r.t = t
 
 	for _, tc := range []struct {
 		name string
@@ -235,7 +234,7 @@ func TestE2EAPIOriginateOutcomes(t *testing.T) {
 		code string
 	}{
 		{"agent key", johnKey, JoinRequest{Agent: "745", Mode: dialplan.Spy}, ErrForbidden, "forbidden"},
-		{"supervisor as someone else", adamKey, JoinRequest{Agent: "744", Supervisor: "701", Mode: dialplan.Spy}, ErrForbidden, "forbidden"},
+		{"supervisor as someone else", adamKey, JoinRequest{Agent: "744", Supervisor: "701", Mode: dialplan.Spy}, ErrForbidden, "not_own_extension"},
 		{"supervisor outside the group", adamKey, JoinRequest{Agent: "746", Mode: dialplan.Spy}, ErrForbidden, RefuseNotAllowed},
 		{"admin without supervisor", carlKey, JoinRequest{Agent: "744", Mode: dialplan.Spy}, ErrInvalid, "invalid_field"},
 		{"admin names an unknown supervisor", carlKey, JoinRequest{Agent: "744", Supervisor: "799", Mode: dialplan.Spy}, ErrInvalid, RefuseUnknownExtension},
@@ -251,8 +250,8 @@ func TestE2EAPIOriginateOutcomes(t *testing.T) {
 			t.Errorf("%s: got %v (code %q), want %v/%s", tc.name, err, apiCode(err), tc.kind, tc.code)
 		}
 	}
-	r.assertClean("acme")
-	if _, ok := findAudit(r.audit("acme"), "join", "refused", RefuseNotAllowed); !ok {
+	r.AssertClean("acme")
+	if _, ok := e2etest.FindAudit(r.Audit("acme"), "join", "refused", RefuseNotAllowed); !ok {
 		t.Error("refused API join not audited")
 	}
 }

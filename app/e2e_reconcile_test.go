@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/earpiece/earpiece/ari"
+	"github.com/earpiece/earpiece/internal/e2etest"
 	"github.com/earpiece/earpiece/store"
 )
 
@@ -15,16 +16,16 @@ import (
 // instance sharing the Redis is left alone.
 func TestE2EReconcileOrphans(t *testing.T) {
 	r := newRig(t)
-	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(r.Ctx, 10*time.Second)
 	defer cancel()
 	mk := func(sid, instance string) ari.BridgeID {
 		t.Helper()
-		b, err := r.client.CreateBridge(ctx, ari.CreateBridgeRequest{BridgeID: bridgeID(sid), Types: []string{"mixing"}, Name: BridgeNamePrefix + sid})
+		b, err := r.Client.CreateBridge(ctx, ari.CreateBridgeRequest{BridgeID: bridgeID(sid), Types: []string{"mixing"}, Name: BridgeNamePrefix + sid})
 		if err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now()
-		if err := r.store.CreateSession(ctx, store.Session{
+		if err := r.Store.CreateSession(ctx, store.Session{
 			ID: sid, Tenant: "acme", Supervisor: "700", Agent: "744", CallID: "c-" + sid, Origin: "feature_code",
 			Mode: "spy", State: store.StateActive, SupervisorChannel: "sup-chan-" + sid, AgentChannel: "agent-" + sid,
 			BridgeID: string(b.ID), Instance: instance, StartedAt: now, UpdatedAt: now,
@@ -38,25 +39,25 @@ func TestE2EReconcileOrphans(t *testing.T) {
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		r.client.DestroyBridge(cctx, other)
+		r.Client.DestroyBridge(cctx, other)
 	})
 
 	r.app.reconcile(ctx)
 
-	if _, err := r.client.GetBridge(ctx, crashed); !errors.Is(err, ari.ErrNotFound) {
+	if _, err := r.Client.GetBridge(ctx, crashed); !errors.Is(err, ari.ErrNotFound) {
 		t.Errorf("orphaned bridge still there: %v", err)
 	}
-	s, err := r.store.GetSession(ctx, sessionPrefix+"00000000-0000-0000-0000-00000000dead")
+	s, err := r.Store.GetSession(ctx, sessionPrefix+"00000000-0000-0000-0000-00000000dead")
 	if err != nil || s.State != store.StateEnded || s.EndReason != ReasonLost {
 		t.Errorf("orphaned session: %v %+v", err, s)
 	}
-	if _, err := r.client.GetBridge(ctx, other); err != nil {
+	if _, err := r.Client.GetBridge(ctx, other); err != nil {
 		t.Errorf("another instance's bridge was removed: %v", err)
 	}
-	if s, err := r.store.GetSession(ctx, sessionPrefix+"00000000-0000-0000-0000-0000000a11ve"); err != nil || !s.Live() {
+	if s, err := r.Store.GetSession(ctx, sessionPrefix+"00000000-0000-0000-0000-0000000a11ve"); err != nil || !s.Live() {
 		t.Errorf("another instance's session was ended: %v %+v", err, s)
 	}
-	if _, ok := findAudit(r.audit("acme"), "end", "ok", ReasonLost); !ok {
+	if _, ok := e2etest.FindAudit(r.Audit("acme"), "end", "ok", ReasonLost); !ok {
 		t.Error("no audit entry for the lost session")
 	}
 }

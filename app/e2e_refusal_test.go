@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/earpiece/earpiece/ari"
+	"github.com/earpiece/earpiece/internal/e2etest"
 	"github.com/earpiece/earpiece/internal/testphone"
 )
 
@@ -13,38 +14,38 @@ import (
 // supervisor hears congestion (480+620 Hz) and is hung up; nothing is left behind; the audit
 // trail says why (when Redis is up).
 func (r *rig) expectRefusal(sup *testphone.Phone, code, tenant, reason string) {
-	r.t.Helper()
-	c, _ := r.dial(sup, code)
-	r.hears(c, toneRefusalLow, "refused supervisor")
-	r.hears(c, toneRefusalHigh, "refused supervisor")
-	r.awaitEnded(c, 5*time.Second, "refused supervisor")
-	r.silentOn(c, testphone.ToneCustomer, time.Time{}, time.Now(), "refused supervisor")
-	r.assertClean(tenant)
+	r.T.Helper()
+	c, _ := r.Dial(sup, code)
+	r.Hears(c, e2etest.ToneRefusalLow, "refused supervisor")
+	r.Hears(c, e2etest.ToneRefusalHigh, "refused supervisor")
+	r.AwaitEnded(c, 5*time.Second, "refused supervisor")
+	r.SilentOn(c, testphone.ToneCustomer, time.Time{}, time.Now(), "refused supervisor")
+	r.AssertClean(tenant)
 	if reason == "" {
 		return
 	}
-	for _, e := range r.audit(tenant) {
+	for _, e := range r.Audit(tenant) {
 		if e.Action == "join" && e.Outcome == "refused" && e.Extra["dialed"] == code {
 			if e.Reason != reason || e.Actor != sup.User() {
-				r.t.Errorf("refusal of %s audited as %s by %s, want %s by %s", code, e.Reason, e.Actor, reason, sup.User())
+				r.T.Errorf("refusal of %s audited as %s by %s, want %s by %s", code, e.Reason, e.Actor, reason, sup.User())
 			}
 			return
 		}
 	}
-	r.t.Errorf("no audit entry for the refusal of %s (%s)", code, reason)
+	r.T.Errorf("no audit entry for the refusal of %s (%s)", code, reason)
 }
 
 // TestE2ERefusals: every way a feature code is turned away is heard as congestion, audited, and
 // leaves nothing on Asterisk or in Redis; the supervised call is never disturbed.
 func TestE2ERefusals(t *testing.T) {
 	r := newRig(t)
-	customer := r.phone("800", hzCustomer, testphone.AutoAnswer)
-	agent := r.phone("744", hzAgent, testphone.AutoAnswer)
-	r.phone("745", hzAgent, testphone.AutoAnswer) // registered, idle
-	sup := r.phone("700", hzSupervisor, testphone.AutoAnswer)
-	agentRole := r.phone("746", hzSupervisor, testphone.AutoAnswer)
-	other := r.phone("900", hzSupervisor, testphone.AutoAnswer)
-	c := r.connect(customer, agent, "744")
+	customer := r.Phone("800", hzCustomer, testphone.AutoAnswer)
+	agent := r.Phone("744", hzAgent, testphone.AutoAnswer)
+	r.Phone("745", hzAgent, testphone.AutoAnswer) // registered, idle
+	sup := r.Phone("700", hzSupervisor, testphone.AutoAnswer)
+	agentRole := r.Phone("746", hzSupervisor, testphone.AutoAnswer)
+	other := r.Phone("900", hzSupervisor, testphone.AutoAnswer)
+	c := r.Connect(customer, agent, "744")
 	start := time.Now()
 
 	cases := []struct {
@@ -65,48 +66,47 @@ func TestE2ERefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r.t = t
+			r := r.For(t)
 			r.expectRefusal(tc.phone, tc.code, tc.tenant, tc.reason)
 		})
 	}
 
 	t.Run("caller in no tenant", func(t *testing.T) {
-		r.t = t
+		r := r.For(t)
 		// A Local channel entering the app as if it had dialed a code: its endpoint is no
 		// tenant's phone.
-		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(r.Ctx, 5*time.Second)
 		defer cancel()
-		ch, err := r.client.Originate(ctx, ari.OriginateRequest{
+		ch, err := r.Client.Originate(ctx, ari.OriginateRequest{
 			Endpoint: "Local/tone2000@earpiece-test-tones", App: "earpiece", AppArgs: "feature,acme,*90744",
 			ChannelID: "test-stranger",
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "stranger hung up", func() bool {
-			_, err := r.client.GetChannel(ctx, ch.ID)
+		e2etest.WaitFor(t, 5*time.Second, "stranger hung up", func() bool {
+			_, err := r.Client.GetChannel(ctx, ch.ID)
 			return err != nil
 		})
-		r.assertClean("acme")
-		if _, ok := findAudit(r.audit("_unknown"), "join", "refused", RefuseUnknownCaller); !ok {
+		r.AssertClean("acme")
+		if _, ok := e2etest.FindAudit(r.Audit("_unknown"), "join", "refused", RefuseUnknownCaller); !ok {
 			t.Error("no audit entry for the unknown caller")
 		}
 	})
 
 	t.Run("redis unavailable", func(t *testing.T) {
-		r.t = t
-		r.redis.Stop()
-		c2, _ := r.dial(sup, "*90744")
-		r.hears(c2, toneRefusalLow, "supervisor while Redis is down")
-		r.awaitEnded(c2, 8*time.Second, "supervisor while Redis is down")
-		r.redis.Restart()
-		r.assertClean("acme")
+		r := r.For(t)
+		r.Redis.Stop()
+		c2, _ := r.Dial(sup, "*90744")
+		r.Hears(c2, e2etest.ToneRefusalLow, "supervisor while Redis is down")
+		r.AwaitEnded(c2, 8*time.Second, "supervisor while Redis is down")
+		r.Redis.Restart()
+		r.AssertClean("acme")
 	})
-	r.t = t
 
 	// The customer and the agent heard each other the whole time.
-	r.noGap("customer during the refusals", c.customer, c.agent, hzAgent, start, time.Now())
-	r.noGap("agent during the refusals", c.agent, c.customer, hzCustomer, start, time.Now())
-	r.silentOn(c.agent, hzSupervisor, start, time.Now(), "agent during refusals")
-	r.silentOn(c.customer, hzSupervisor, start, time.Now(), "customer during refusals")
+	r.NoGap("customer during the refusals", c.Customer, c.Agent, hzAgent, start, time.Now())
+	r.NoGap("agent during the refusals", c.Agent, c.Customer, hzCustomer, start, time.Now())
+	r.SilentOn(c.Agent, hzSupervisor, start, time.Now(), "agent during refusals")
+	r.SilentOn(c.Customer, hzSupervisor, start, time.Now(), "customer during refusals")
 }

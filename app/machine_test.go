@@ -2,189 +2,434 @@ package app
 
 import (
 	"errors"
+	"os"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/dialplan"
+	"github.com/earpiece/earpiece/store"
 )
+
+var tcfg = machineConfig{RefusalTone: 3 * time.Second, EndTone: 1500 * time.Millisecond, SnoopTimeout: 5 * time.Second, RingTimeout: 35 * time.Second}
+
+// Snoop ids of the test session "sup-x".
+const (
+	s1 ari.ChannelID = "ep-snp-x-1"
+	s2 ari.ChannelID = "ep-snp-x-2"
+	s3 ari.ChannelID = "ep-snp-x-3"
+)
+
+const supCh ari.ChannelID = "sup"
 
 // run feeds events to next from m and returns the final state and every action, in order.
 func run(m machine, events ...event) (machine, []action) {
 	var all []action
 	for _, e := range events {
 		var acts []action
-		m, acts = next(m, e)
+		m, acts = next(tcfg, m, e)
 		all = append(all, acts...)
 	}
 	return m, all
 }
 
-func fresh() machine { return machine{snoopPrefix: "s-"} }
+// noTimers drops timer actions (tested on their own) to keep the tables readable.
+func noTimers(acts []action) []action {
+	var out []action
+	for _, a := range acts {
+		if _, ok := a.(actTimer); !ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
-// active returns a machine joined in mode with snoop s-1 in the bridge.
-func active(mode dialplan.Mode) machine {
-	m, _ := run(fresh(), evStart{mode: mode}, evSnoopUp{id: "s-1"}, evSnoopBridged{id: "s-1"})
+func fresh() machine { return newMachine("sup-x", supCh, false) }
+
+func freshAPI() machine {
+	m := newMachine("sup-x", supCh, true)
+	m.agentChan, m.want = "agent", dialplan.Spy
 	return m
+}
+
+// joinEvents are the results of a successful feature-code join in mode.
+func joinEvents(mode dialplan.Mode) []event {
+	evs := []event{evStart{mode: mode}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin}, evStepDone{step: stepRecord}}
+	if talks(mode) {
+		evs = append(evs, evStepDone{step: stepTalker})
+	}
+	return append(evs, evStepDone{step: stepBridge}, evChannelUp{id: s1}, evSnoopBridged{id: s1}, evStepDone{step: stepSupervisor})
+}
+
+// active returns a machine joined in mode with snoop s1 in the bridge.
+func active(mode dialplan.Mode) machine {
+	m, _ := run(fresh(), joinEvents(mode)...)
+	return m
+}
+
+// switchTo is what a granted mode request looks like (claim when it talks, audit, snoop up, bridged).
+func switchTo(m machine, mode dialplan.Mode, snoop ari.ChannelID) []event {
+	req := evModeWanted{mode: mode, via: "dtmf"}
+	evs := []event{req}
+	if talks(mode) && !m.talker {
+		evs = append(evs, evTalker{req: req})
+	}
+	return append(evs, evModeAudited{req: req, ok: true}, evChannelUp{id: snoop}, evSnoopBridged{id: snoop})
 }
 
 func TestMachine(t *testing.T) {
 	spy, whisper, barge := dialplan.Spy, dialplan.Whisper, dialplan.Barge
+	dtmf := func(m dialplan.Mode) evModeWanted { return evModeWanted{mode: m, via: "dtmf"} }
+	busy := &refusal{code: RefuseTalkerBusy, err: errors.New("busy")}
 	tests := []struct {
 		name      string
 		from      machine
 		events    []event
-		wantPhase phase
+		wantState string
 		wantMode  dialplan.Mode
-		wantSnoop string
+		wantSnoop ari.ChannelID
 		want      []action
 	}{
 		{
-			name:      "join in spy: snoop, bridge it, then the supervisor",
+			name:      "feature join in spy: call, audit, record, bridge, snoop, supervisor; no talker slot",
 			from:      fresh(),
-			events:    []event{evStart{mode: spy}, evSnoopUp{id: "s-1"}, evSnoopBridged{id: "s-1"}},
-			wantPhase: phaseActive, wantMode: spy, wantSnoop: "s-1",
+			events:    joinEvents(spy),
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
 			want: []action{
-				actSnoop{id: "s-1", mode: spy},
-				actBridgeSnoop{id: "s-1"},
-				actJoinSupervisor{},
-				actModeChanged{from: dialplan.ModeUnknown, to: spy},
+				actFindCall{}, actAuditJoin{mode: spy}, actCreateRecord{mode: spy}, actCreateBridge{},
+				actSnoop{id: s1, mode: spy}, actBridgeSnoop{id: s1}, actJoinSupervisor{answer: true},
+				actStarted{mode: spy}, actModeChanged{from: dialplan.ModeUnknown, to: spy, snoop: s1},
 			},
 		},
 		{
-			name:      "invalid start mode does nothing",
+			name:      "feature join in whisper claims the talker slot before the bridge",
 			from:      fresh(),
-			events:    []event{evStart{mode: dialplan.ModeUnknown}},
-			wantPhase: phaseJoining,
+			events:    joinEvents(whisper),
+			wantState: store.StateActive, wantMode: whisper, wantSnoop: s1,
+			want: []action{
+				actFindCall{}, actAuditJoin{mode: whisper}, actCreateRecord{mode: whisper}, actClaimTalker{}, actCreateBridge{},
+				actSnoop{id: s1, mode: whisper}, actBridgeSnoop{id: s1}, actJoinSupervisor{answer: true},
+				actStarted{mode: whisper}, actModeChanged{from: dialplan.ModeUnknown, to: whisper, snoop: s1},
+			},
+		},
+		{
+			name: "join refused for a busy talker slot: congestion, then everything made is undone",
+			from: fresh(),
+			events: []event{evStart{mode: barge}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin},
+				evStepDone{step: stepRecord}, evRefused{r: busy}, evTimeout{timer: timerTone}},
+			wantState: store.StateEnded,
+			want: []action{
+				actFindCall{}, actAuditJoin{mode: barge}, actCreateRecord{mode: barge}, actClaimTalker{},
+				actTone{tone: toneRefused, answer: true},
+				actHangupSupervisor{},
+				actAuditEnd{reason: ReasonRefused, refusal: busy},
+				actEndRecord{reason: ReasonRefused},
+				actEnded{reason: ReasonRefused},
+			},
+		},
+		{
+			name:      "refused before anything was made: no record to end",
+			from:      fresh(),
+			events:    []event{evRefused{r: busy}, evTimeout{timer: timerTone}},
+			wantState: store.StateEnded,
+			want: []action{
+				actTone{tone: toneRefused, answer: true}, actHangupSupervisor{},
+				actAuditEnd{reason: ReasonRefused, refusal: busy}, actEnded{reason: ReasonRefused},
+			},
+		},
+		{
+			name:      "a refused supervisor who hangs up during the tone is not hung up again",
+			from:      fresh(),
+			events:    []event{evRefused{r: busy}, evHangupRequest{id: supCh}, evChannelEnd{id: supCh}, evTimeout{timer: timerTone}},
+			wantState: store.StateEnded,
+			want: []action{
+				actTone{tone: toneRefused, answer: true},
+				actAuditEnd{reason: ReasonRefused, refusal: busy}, actEnded{reason: ReasonRefused},
+			},
 		},
 		{
 			name:      "StasisStart of an unknown snoop is ignored",
 			from:      fresh(),
-			events:    []event{evStart{mode: spy}, evSnoopUp{id: "other"}},
-			wantPhase: phaseJoining,
-			want:      []action{actSnoop{id: "s-1", mode: spy}},
+			events:    []event{evStart{mode: spy}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin}, evStepDone{step: stepRecord}, evStepDone{step: stepBridge}, evChannelUp{id: "other"}},
+			wantState: store.StateJoining,
+			want:      []action{actFindCall{}, actAuditJoin{mode: spy}, actCreateRecord{mode: spy}, actCreateBridge{}, actSnoop{id: s1, mode: spy}},
 		},
 		{
-			name:      "switch is make-before-break: new snoop bridged before the old one goes",
+			name:      "switch to whisper: talker slot, audit, then make-before-break",
 			from:      active(spy),
-			events:    []event{evModeWanted{mode: whisper}, evSnoopUp{id: "s-2"}, evSnoopBridged{id: "s-2"}},
-			wantPhase: phaseActive, wantMode: whisper, wantSnoop: "s-2",
+			events:    switchTo(active(spy), whisper, s2),
+			wantState: store.StateActive, wantMode: whisper, wantSnoop: s2,
 			want: []action{
-				actSnoop{id: "s-2", mode: whisper},
-				actBridgeSnoop{id: "s-2"},
-				actDropSnoop{id: "s-1"},
-				actModeChanged{from: spy, to: whisper},
+				actClaimTalker{req: dtmf(whisper)},
+				actAuditMode{req: dtmf(whisper)},
+				actSnoop{id: s2, mode: whisper},
+				actBridgeSnoop{id: s2},
+				actDropSnoop{id: s1},
+				actModeChanged{from: spy, to: whisper, snoop: s2},
+			},
+		},
+		{
+			name:      "the talker slot is taken: the switch is refused and the mode stays",
+			from:      active(spy),
+			events:    []event{dtmf(barge), evTalker{req: dtmf(barge), code: RefuseTalkerBusy}},
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want: []action{actClaimTalker{req: dtmf(barge)}, actModeRefused{req: dtmf(barge), code: RefuseTalkerBusy}},
+		},
+		{
+			name:      "a switch that cannot be audited is not done",
+			from:      active(barge),
+			events:    []event{dtmf(spy), evModeAudited{req: dtmf(spy)}},
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s1,
+			want: []action{actAuditMode{req: dtmf(spy)}, actModeRefused{req: dtmf(spy), code: RefuseStoreUnavailable}},
+		},
+		{
+			name:      "back to spy gives the talker slot back once spy is audible",
+			from:      active(whisper),
+			events:    switchTo(active(whisper), spy, s2),
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s2,
+			want: []action{
+				actAuditMode{req: dtmf(spy)}, actSnoop{id: s2, mode: spy}, actBridgeSnoop{id: s2},
+				actDropSnoop{id: s1}, actModeChanged{from: whisper, to: spy, snoop: s2}, actReleaseTalker{},
+			},
+		},
+		{
+			name:      "whisper to barge keeps the slot (no second claim)",
+			from:      active(whisper),
+			events:    switchTo(active(whisper), barge, s2),
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s2,
+			want: []action{
+				actAuditMode{req: dtmf(barge)}, actSnoop{id: s2, mode: barge}, actBridgeSnoop{id: s2},
+				actDropSnoop{id: s1}, actModeChanged{from: whisper, to: barge, snoop: s2},
 			},
 		},
 		{
 			name:      "the current mode's digit does nothing",
 			from:      active(barge),
-			events:    []event{evModeWanted{mode: barge}},
-			wantPhase: phaseActive, wantMode: barge, wantSnoop: "s-1",
+			events:    []event{dtmf(barge)},
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s1,
 		},
 		{
 			name: "a switch asked during a switch runs after it",
 			from: active(spy),
 			events: []event{
-				evModeWanted{mode: whisper}, evModeWanted{mode: barge},
-				evSnoopUp{id: "s-2"}, evSnoopBridged{id: "s-2"},
-				evSnoopUp{id: "s-3"}, evSnoopBridged{id: "s-3"},
+				dtmf(whisper), evTalker{req: dtmf(whisper)}, evModeAudited{req: dtmf(whisper), ok: true},
+				dtmf(barge), evModeAudited{req: dtmf(barge), ok: true},
+				evChannelUp{id: s2}, evSnoopBridged{id: s2},
+				evChannelUp{id: s3}, evSnoopBridged{id: s3},
 			},
-			wantPhase: phaseActive, wantMode: barge, wantSnoop: "s-3",
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s3,
 			want: []action{
-				actSnoop{id: "s-2", mode: whisper},
-				actBridgeSnoop{id: "s-2"},
-				actDropSnoop{id: "s-1"},
-				actModeChanged{from: spy, to: whisper},
-				actSnoop{id: "s-3", mode: barge},
-				actBridgeSnoop{id: "s-3"},
-				actDropSnoop{id: "s-2"},
-				actModeChanged{from: whisper, to: barge},
+				actClaimTalker{req: dtmf(whisper)}, actAuditMode{req: dtmf(whisper)}, actSnoop{id: s2, mode: whisper},
+				actAuditMode{req: dtmf(barge)},
+				actBridgeSnoop{id: s2}, actDropSnoop{id: s1}, actModeChanged{from: spy, to: whisper, snoop: s2},
+				actSnoop{id: s3, mode: barge},
+				actBridgeSnoop{id: s3}, actDropSnoop{id: s2}, actModeChanged{from: whisper, to: barge, snoop: s3},
 			},
 		},
 		{
-			name:      "back to the current mode during a switch: the switch completes, then returns",
+			name:      "a failed switch is abandoned; the mode stays and an unused talker slot goes back",
 			from:      active(spy),
-			events:    []event{evModeWanted{mode: barge}, evModeWanted{mode: spy}, evSnoopUp{id: "s-2"}, evSnoopBridged{id: "s-2"}},
-			wantPhase: phaseActive, wantMode: barge, wantSnoop: "s-2",
+			events:    []event{dtmf(barge), evTalker{req: dtmf(barge)}, evModeAudited{req: dtmf(barge), ok: true}, evFailed{snoop: s2, err: errors.New("boom")}},
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
 			want: []action{
-				actSnoop{id: "s-2", mode: barge},
-				actBridgeSnoop{id: "s-2"},
-				actDropSnoop{id: "s-1"},
-				actModeChanged{from: spy, to: barge},
-				actSnoop{id: "s-3", mode: spy},
+				actClaimTalker{req: dtmf(barge)}, actAuditMode{req: dtmf(barge)}, actSnoop{id: s2, mode: barge},
+				actDropSnoop{id: s2}, actReleaseTalker{},
 			},
-		},
-		{
-			name:      "a failed switch is abandoned; the mode stays",
-			from:      active(spy),
-			events:    []event{evModeWanted{mode: barge}, evFailed{snoop: "s-2", err: errors.New("boom")}},
-			wantPhase: phaseActive, wantMode: spy, wantSnoop: "s-1",
-			want: []action{actSnoop{id: "s-2", mode: barge}, actDropSnoop{id: "s-2"}},
 		},
 		{
 			name:      "a failure while joining ends the session with an audible tone",
 			from:      fresh(),
-			events:    []event{evStart{mode: spy}, evFailed{snoop: "s-1", err: errors.New("404")}},
-			wantPhase: phaseEnding,
+			events:    []event{evStart{mode: spy}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin}, evStepDone{step: stepRecord}, evStepDone{step: stepBridge}, evFailed{snoop: s1, err: errors.New("404")}, evTimeout{timer: timerTone}},
+			wantState: store.StateEnded,
 			want: []action{
-				actSnoop{id: "s-1", mode: spy},
-				actTeardown{reason: ReasonError, tone: toneRefused, hangupSupervisor: true},
+				actFindCall{}, actAuditJoin{mode: spy}, actCreateRecord{mode: spy}, actCreateBridge{}, actSnoop{id: s1, mode: spy},
+				actDropSnoop{id: s1}, actTone{tone: toneRefused, answer: true},
+				actHangupSupervisor{}, actDestroyBridge{}, actAuditEnd{reason: ReasonError}, actEndRecord{reason: ReasonError}, actEnded{reason: ReasonError},
 			},
 		},
 		{
-			name:      "the snoop ending by itself means the call ended",
+			name:      "the snoop ending by itself means the call ended: busy tone, then everything goes",
 			from:      active(whisper),
-			events:    []event{evSnoopGone{id: "s-1"}},
-			wantPhase: phaseEnding, wantMode: whisper, wantSnoop: "s-1",
-			want: []action{actTeardown{reason: ReasonCallEnded, tone: toneCallEnded, hangupSupervisor: true}},
-		},
-		{
-			name:      "a dropped old snoop ending is not the call ending",
-			from:      active(spy),
-			events:    []event{evSnoopGone{id: "s-0"}},
-			wantPhase: phaseActive, wantMode: spy, wantSnoop: "s-1",
-		},
-		{
-			name:      "supervisor leaves before the snoop started",
-			from:      fresh(),
-			events:    []event{evStart{mode: spy}, evSupervisorGone{}, evSnoopUp{id: "s-1"}},
-			wantPhase: phaseEnding,
+			events:    []event{evChannelEnd{id: s1}, evTimeout{timer: timerTone}},
+			wantState: store.StateEnded, wantMode: whisper, wantSnoop: s1,
 			want: []action{
-				actSnoop{id: "s-1", mode: spy},
-				actTeardown{reason: ReasonSupervisorHangup},
+				actForget{id: s1}, actTone{tone: toneCallEnded},
+				actHangupSupervisor{}, actDestroyBridge{}, actReleaseTalker{},
+				actAuditEnd{reason: ReasonCallEnded, mode: whisper}, actEndRecord{reason: ReasonCallEnded},
+				actEnded{reason: ReasonCallEnded, joined: true},
 			},
 		},
 		{
-			name:      "nothing happens after teardown",
-			from:      active(spy),
-			events:    []event{evLeave{reason: ReasonAPI}, evModeWanted{mode: barge}, evSnoopGone{id: "s-1"}, evSupervisorGone{}},
-			wantPhase: phaseEnding, wantMode: spy, wantSnoop: "s-1",
-			want: []action{actTeardown{reason: ReasonAPI, hangupSupervisor: true}},
+			name:      "a dropped old snoop ending is bookkeeping, not the call ending",
+			from:      func() machine { m, _ := run(active(spy), switchTo(active(spy), barge, s2)...); return m }(),
+			events:    []event{evChannelEnd{id: s1}},
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s2,
+			want: []action{actForget{id: s1}},
 		},
 		{
-			name:      "mode requests while joining are ignored",
+			name:      "supervisor leaves before the snoop started; its late StasisStart changes nothing",
 			from:      fresh(),
-			events:    []event{evStart{mode: spy}, evModeWanted{mode: barge}, evSnoopUp{id: "s-1"}, evSnoopBridged{id: "s-1"}},
-			wantPhase: phaseActive, wantMode: spy, wantSnoop: "s-1",
+			events:    []event{evStart{mode: spy}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin}, evStepDone{step: stepRecord}, evStepDone{step: stepBridge}, evHangupRequest{id: supCh}, evChannelUp{id: s1}},
+			wantState: store.StateEnded,
 			want: []action{
-				actSnoop{id: "s-1", mode: spy},
-				actBridgeSnoop{id: "s-1"},
-				actJoinSupervisor{},
-				actModeChanged{from: dialplan.ModeUnknown, to: spy},
+				actFindCall{}, actAuditJoin{mode: spy}, actCreateRecord{mode: spy}, actCreateBridge{}, actSnoop{id: s1, mode: spy},
+				actDropSnoop{id: s1}, actDestroyBridge{}, actAuditEnd{reason: ReasonSupervisorHangup},
+				actEndRecord{reason: ReasonSupervisorHangup}, actEnded{reason: ReasonSupervisorHangup},
 			},
+		},
+		{
+			name:      "nothing happens after the end",
+			from:      active(spy),
+			events:    []event{evLeave{reason: ReasonAPI}, dtmf(barge), evChannelEnd{id: s1}, evHangupRequest{id: supCh}, evLeave{reason: ReasonShutdown}},
+			wantState: store.StateEnded, wantMode: spy, wantSnoop: s1,
+			want: []action{
+				actDropSnoop{id: s1}, actHangupSupervisor{}, actDestroyBridge{},
+				actAuditEnd{reason: ReasonAPI, mode: spy}, actEndRecord{reason: ReasonAPI}, actEnded{reason: ReasonAPI, joined: true},
+				actForget{id: s1},
+			},
+		},
+		{
+			name:      "digits while joining are ignored",
+			from:      fresh(),
+			events:    append([]event{evStart{mode: spy}, dtmf(barge)}, joinEvents(spy)[1:]...),
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want: []action{
+				actFindCall{}, actAuditJoin{mode: spy}, actCreateRecord{mode: spy}, actCreateBridge{},
+				actSnoop{id: s1, mode: spy}, actBridgeSnoop{id: s1}, actJoinSupervisor{answer: true},
+				actStarted{mode: spy}, actModeChanged{from: dialplan.ModeUnknown, to: spy, snoop: s1},
+			},
+		},
+		{
+			name:      "API: answered, the same call found, joined without a second audit or record",
+			from:      freshAPI(),
+			events:    []event{evRing{}, evChannelUp{id: supCh}, evCallFound{channel: "agent"}, evStepDone{step: stepBridge}, evChannelUp{id: s1}, evSnoopBridged{id: s1}, evStepDone{step: stepSupervisor}},
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want: []action{
+				actMarkJoining{}, actFindCall{}, actCreateBridge{}, actSnoop{id: s1, mode: spy}, actBridgeSnoop{id: s1},
+				actJoinSupervisor{}, actStarted{mode: spy}, actModeChanged{from: dialplan.ModeUnknown, to: spy, snoop: s1},
+			},
+		},
+		{
+			name:      "API: the agent's call changed while the phone rang: refused, record ended",
+			from:      freshAPI(),
+			events:    []event{evRing{}, evChannelUp{id: supCh}, evCallFound{channel: "other"}, evTimeout{timer: timerTone}},
+			wantState: store.StateEnded,
+			want: []action{
+				actMarkJoining{}, actFindCall{}, actTone{tone: toneRefused}, actHangupSupervisor{},
+				actAuditEnd{reason: ReasonRefused, refusal: &refusal{code: RefuseNoActiveCall, err: errCallChanged}},
+				actEndRecord{reason: ReasonRefused}, actEnded{reason: ReasonRefused},
+			},
+		},
+		{
+			name:      "API: busy phone (cause 17) ends the session busy, nobody to hang up",
+			from:      freshAPI(),
+			events:    []event{evRing{}, evHangupRequest{id: supCh}, evChannelEnd{id: supCh, destroyed: true, cause: 17}},
+			wantState: store.StateEnded,
+			want:      []action{actAuditEnd{reason: ReasonBusy}, actEndRecord{reason: ReasonBusy}, actEnded{reason: ReasonBusy}},
+		},
+		{
+			name:      "API: ringing too long hangs the phone up (no answer)",
+			from:      freshAPI(),
+			events:    []event{evRing{}, evTimeout{timer: timerRing}},
+			wantState: store.StateEnded,
+			want:      []action{actHangupSupervisor{}, actAuditEnd{reason: ReasonNoAnswer}, actEndRecord{reason: ReasonNoAnswer}, actEnded{reason: ReasonNoAnswer}},
+		},
+		{
+			name:      "API: the originate failing ends the session as an error",
+			from:      freshAPI(),
+			events:    []event{evRing{}, evOriginateFailed{err: errors.New("500")}},
+			wantState: store.StateEnded,
+			want:      []action{actAuditEnd{reason: ReasonError}, actEndRecord{reason: ReasonError}, actEnded{reason: ReasonError}},
+		},
+		{
+			name:      "API mode requests: not active while ringing, answered when audible, the same mode at once",
+			from:      active(spy),
+			events:    append([]event{evModeWanted{mode: spy, via: "api", waiter: 1}, evModeWanted{mode: whisper, via: "api", waiter: 2}, evTalker{req: evModeWanted{mode: whisper, via: "api", waiter: 2}}, evModeAudited{req: evModeWanted{mode: whisper, via: "api", waiter: 2}, ok: true}}, evChannelUp{id: s2}, evSnoopBridged{id: s2}),
+			wantState: store.StateActive, wantMode: whisper, wantSnoop: s2,
+			want: []action{
+				actReply{waiter: 1},
+				actClaimTalker{req: evModeWanted{mode: whisper, via: "api", waiter: 2}},
+				actAuditMode{req: evModeWanted{mode: whisper, via: "api", waiter: 2}},
+				actSnoop{id: s2, mode: whisper}, actBridgeSnoop{id: s2}, actDropSnoop{id: s1},
+				actModeChanged{from: spy, to: whisper, snoop: s2}, actReply{waiter: 2},
+			},
+		},
+		{
+			name: "API mode request overtaken by another is answered superseded",
+			from: active(spy),
+			events: []event{
+				evModeWanted{mode: barge, via: "api", waiter: 1}, evTalker{req: evModeWanted{mode: barge, via: "api", waiter: 1}}, evModeAudited{req: evModeWanted{mode: barge, via: "api", waiter: 1}, ok: true},
+				evModeWanted{mode: whisper, via: "api", waiter: 2}, evModeAudited{req: evModeWanted{mode: whisper, via: "api", waiter: 2}, ok: true},
+			},
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want: []action{
+				actClaimTalker{req: evModeWanted{mode: barge, via: "api", waiter: 1}},
+				actAuditMode{req: evModeWanted{mode: barge, via: "api", waiter: 1}},
+				actSnoop{id: s2, mode: barge},
+				actAuditMode{req: evModeWanted{mode: whisper, via: "api", waiter: 2}},
+				actReply{waiter: 1, code: replySuperseded},
+			},
+		},
+		{
+			name:      "API mode request while ringing is not active",
+			from:      freshAPI(),
+			events:    []event{evRing{}, evModeWanted{mode: barge, via: "api", waiter: 7}},
+			wantState: store.StateRinging,
+			want:      []action{actReply{waiter: 7, code: replyNotActive}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, acts := run(tt.from, tt.events...)
-			if m.phase != tt.wantPhase || m.mode != tt.wantMode || string(m.snoop) != tt.wantSnoop {
-				t.Errorf("state = %s/%s/%q, want %s/%s/%q", m.phase, m.mode, m.snoop, tt.wantPhase, tt.wantMode, tt.wantSnoop)
+			if m.state != tt.wantState || m.mode != tt.wantMode || m.snoop != tt.wantSnoop {
+				t.Errorf("state = %s/%s/%q, want %s/%s/%q", m.state, m.mode, m.snoop, tt.wantState, tt.wantMode, tt.wantSnoop)
 			}
-			if !reflect.DeepEqual(acts, tt.want) {
-				t.Errorf("actions:\n got %#v\nwant %#v", acts, tt.want)
+			if got := noTimers(acts); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("actions:\n got %#v\nwant %#v", got, tt.want)
 			}
 		})
 	}
+}
+
+// TestMachineTimers: each wait has its timer, started and stopped with it.
+func TestMachineTimers(t *testing.T) {
+	_, acts := run(fresh(), evStart{mode: dialplan.Spy}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin}, evStepDone{step: stepRecord}, evStepDone{step: stepBridge})
+	if !reflect.DeepEqual(acts[len(acts)-1], actTimer{timer: timerSnoop, d: tcfg.SnoopTimeout}) {
+		t.Errorf("snoop made without its timer: %#v", acts)
+	}
+	m, _ := run(fresh(), evStart{mode: dialplan.Spy}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin}, evStepDone{step: stepRecord}, evStepDone{step: stepBridge})
+	m, acts = run(m, evTimeout{timer: timerSnoop})
+	if m.end == nil || m.end.reason != ReasonError {
+		t.Errorf("snoop timeout while joining: end %+v, want error", m.end)
+	}
+	if !containsAction(acts, actTimer{timer: timerTone, d: tcfg.EndTone}) {
+		t.Errorf("no tone timer: %#v", acts)
+	}
+	_, acts = run(freshAPI(), evRing{})
+	if !reflect.DeepEqual(acts, []action{actTimer{timer: timerRing, d: tcfg.RingTimeout}}) {
+		t.Errorf("ring: %#v", acts)
+	}
+	m, acts = run(active(dialplan.Spy), evModeWanted{mode: dialplan.Spy})
+	if len(acts) != 0 || m.state != store.StateActive {
+		t.Errorf("no-op request made actions %#v", acts)
+	}
+	// A switch's snoop that never starts is abandoned; the session goes on.
+	m, _ = run(active(dialplan.Spy), evModeWanted{mode: dialplan.Barge, via: "dtmf"}, evTalker{req: evModeWanted{mode: dialplan.Barge, via: "dtmf"}}, evModeAudited{req: evModeWanted{mode: dialplan.Barge, via: "dtmf"}, ok: true})
+	m, acts = run(m, evTimeout{timer: timerSnoop})
+	if m.state != store.StateActive || m.mode != dialplan.Spy || m.pending != "" || !containsAction(acts, actDropSnoop{id: s2}) || !containsAction(acts, actReleaseTalker{}) {
+		t.Errorf("switch timeout: state %s mode %s pending %q actions %#v", m.state, m.mode, m.pending, acts)
+	}
+}
+
+func containsAction(acts []action, want action) bool {
+	for _, a := range acts {
+		if reflect.DeepEqual(a, want) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestMachineSpyHasNoWhisperPath: whatever happens, a snoop made for spy has no whisper
@@ -192,67 +437,139 @@ func TestMachine(t *testing.T) {
 func TestMachineSpyHasNoWhisperPath(t *testing.T) {
 	modes := []dialplan.Mode{dialplan.Spy, dialplan.Whisper, dialplan.Barge}
 	m := active(dialplan.Spy)
-	seen := map[string]bool{"s-1": true}
-	for i := 0; i < 30; i++ {
+	seen := map[ari.ChannelID]bool{s1: true}
+	for i := range 30 {
+		mode := modes[(i*7)%3]
+		req := evModeWanted{mode: mode, via: "dtmf"}
 		var acts []action
-		m, acts = next(m, evModeWanted{mode: modes[(i*7)%3]})
+		m, acts = run(m, req, evTalker{req: req}, evModeAudited{req: req, ok: true})
 		for _, a := range acts {
 			if s, ok := a.(actSnoop); ok {
-				if seen[string(s.id)] {
+				if seen[s.id] {
 					t.Fatalf("snoop id %s reused", s.id)
 				}
-				seen[string(s.id)] = true
-				if s.mode == dialplan.Spy && whisperDir(s.mode) != "none" {
+				seen[s.id] = true
+				if s.mode == dialplan.Spy && whisperDir(s.mode) != ari.DirNone {
 					t.Fatalf("spy snoop with whisper %s", whisperDir(s.mode))
 				}
-				m, _ = run(m, evSnoopUp{id: s.id}, evSnoopBridged{id: s.id})
+				m, _ = run(m, evChannelUp{id: s.id}, evSnoopBridged{id: s.id})
 			}
 		}
+		if m.mode != mode {
+			t.Fatalf("after asking for %s the mode is %s", mode, m.mode)
+		}
 	}
-	if whisperDir(dialplan.Whisper) != "out" || whisperDir(dialplan.Barge) != "both" {
-		t.Fatal("whisper directions do not follow ASTERISK-FACTS")
+	if whisperDir(dialplan.Whisper) != ari.DirOut || whisperDir(dialplan.Barge) != ari.DirBoth {
+		t.Fatal("whisper directions: whisper must be out (the agent's ear), barge both")
 	}
 }
 
 func FuzzMachine(f *testing.F) {
-	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7})
-	f.Add([]byte{3, 3, 2, 1, 4, 4, 1, 1, 5})
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	f.Add([]byte{0, 1, 2, 2, 2, 3, 4, 5, 9, 9, 10, 3, 11})
+	f.Add([]byte{13, 3, 3, 2, 1, 4, 4, 1, 1, 5, 14, 15})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		m := fresh()
+		if len(script) > 0 && script[0]&1 == 1 {
+			m = freshAPI()
+		}
+		ended, released, claimedOnce := 0, 0, false
 		for i, b := range script {
 			var e event
 			id := m.pending
 			if b&0x80 != 0 {
 				id = m.snoop
 			}
-			switch b % 8 {
+			mode := dialplan.Mode(int(b>>4) % 4)
+			req := evModeWanted{mode: mode, via: "fuzz", waiter: int(b>>6) % 2}
+			switch b % 16 {
 			case 0:
-				e = evStart{mode: dialplan.Mode(int(b>>3) % 4)}
+				e = evStart{mode: mode}
 			case 1:
-				e = evSnoopUp{id: id}
+				e = evCallFound{channel: "agent"}
 			case 2:
-				e = evSnoopBridged{id: id}
+				e = evStepDone{step: m.step}
 			case 3:
-				e = evModeWanted{mode: dialplan.Mode(int(b>>3) % 4)}
+				e = evChannelUp{id: id}
 			case 4:
-				e = evSnoopGone{id: id}
+				e = evSnoopBridged{id: id}
 			case 5:
-				e = evSupervisorGone{}
+				e = req
 			case 6:
-				e = evFailed{snoop: id}
+				e = evTalker{req: req}
 			case 7:
-				e = evLeave{reason: "api"}
+				e = evModeAudited{req: req, ok: b&0x40 == 0}
+			case 8:
+				e = evChannelEnd{id: id}
+			case 9:
+				e = evHangupRequest{id: supCh}
+			case 10:
+				e = evFailed{snoop: id}
+			case 11:
+				e = evLeave{reason: ReasonAPI}
+			case 12:
+				e = evTimeout{timer: timer(int(b>>4) % 3)}
+			case 13:
+				e = evRing{}
+			case 14:
+				e = evChannelUp{id: supCh}
+			case 15:
+				e = evRefused{r: &refusal{code: RefuseNoActiveCall, err: errors.New("x")}}
 			}
+			before := m
 			var acts []action
-			m, acts = next(m, e)
-			for _, a := range acts {
-				if td, ok := a.(actTeardown); ok && td.reason == "" {
-					t.Fatalf("step %d: teardown without a reason", i)
+			m, acts = next(tcfg, m, e)
+			if before.state == store.StateEnded {
+				for _, a := range acts {
+					if r, ok := a.(actReply); !ok || r.code != replyEnded {
+						t.Fatalf("step %d: actions after the end (only \"ended\" replies may come): %#v", i, acts)
+					}
 				}
 			}
-			if m.phase == phaseActive && (m.snoop == "" || !m.mode.Valid()) {
+			for _, a := range acts {
+				switch a := a.(type) {
+				case actEnded:
+					ended++
+					if a.reason == "" {
+						t.Fatalf("step %d: ended without a reason", i)
+					}
+				case actClaimTalker:
+					claimedOnce = true
+				case actReleaseTalker:
+					released++
+				case actSnoop:
+					if a.mode == dialplan.Spy && whisperDir(a.mode) != ari.DirNone {
+						t.Fatalf("step %d: spy snoop with a whisper path", i)
+					}
+				}
+			}
+			if ended > 1 {
+				t.Fatalf("step %d: ended twice", i)
+			}
+			if m.state == store.StateActive && (m.snoop == "" || !m.mode.Valid()) {
 				t.Fatalf("step %d: active without a snoop or mode: %+v", i, m)
 			}
+			if (m.state == store.StateEnded) != (ended == 1) {
+				t.Fatalf("step %d: state %s but %d end actions", i, m.state, ended)
+			}
+			if m.state == store.StateEnded && m.talker && released == 0 {
+				t.Fatalf("step %d: ended holding the talker slot without releasing it", i)
+			}
 		}
+		_ = claimedOnce
 	})
+}
+
+// TestREADMEListsEndReasons keeps the README's list of end reasons true to the code.
+func TestREADMEListsEndReasons(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{ReasonSupervisorHangup, ReasonCallEnded, ReasonAPI, ReasonError, ReasonShutdown,
+		ReasonNoAnswer, ReasonBusy, ReasonRejected, ReasonRefused, ReasonLost} {
+		if !strings.Contains(string(b), "`"+r+"`") {
+			t.Errorf("README.md does not list end reason %q", r)
+		}
+	}
 }

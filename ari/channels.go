@@ -135,14 +135,22 @@ func (c *Client) Hangup(ctx context.Context, id ChannelID, reason string) error 
 }
 
 // SnoopRequest holds the parameters of POST /channels/{channelId}/snoop.
-// Spy and Whisper are relative to the snooped channel: see
-// ASTERISK-FACTS.md for who hears whom. Empty means Asterisk's default
-// (none); both none is a 400.
+// Spy and Whisper are relative to the snooped channel (see Direction). Spy
+// is what the snoop hears: both = the snooped party and the party it talks
+// to. Whisper is where audio put into the snoop goes: out = into the
+// snooped party's ear only, in = into the call as if the snooped party
+// spoke (the other party hears it), both = to both parties. So a snoop on
+// the agent's channel with spy=both lets a bridged supervisor hear agent and
+// customer; whisper=none keeps the supervisor inaudible, out lets only the
+// agent hear them, both everybody (checked by ear through a real Asterisk
+// by app's TestE2EModesByEar). Empty means Asterisk's default (none); both
+// none is a 400 (TestContract/parallel/SnoopErrors).
 type SnoopRequest struct {
 	// SnoopID is chosen by the caller (POST .../snoop/{snoopId}) so the
 	// snoop's StasisStart is recognised: it usually follows the answer but
 	// can arrive before it (measured: about 1 in 5), so register interest in
-	// the id before the call. A duplicate SnoopID gets a 500, not a 409.
+	// the id before the call (TestContract/SnoopTiming). A duplicate SnoopID
+	// gets a 500, not a 409 (TestContract/parallel/SnoopErrors).
 	SnoopID ChannelID
 	Spy     Direction
 	Whisper Direction

@@ -248,5 +248,6 @@ func variablesBody(vars map[string]string) any {
 }
 
 // CloseIdleConnections closes the idle keep-alive connections to Asterisk;
-// main calls it at shutdown, after the last REST call.
+// main calls it at shutdown, once the app (which makes every REST call) has
+// stopped and Run has returned.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }

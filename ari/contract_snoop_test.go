@@ -16,7 +16,7 @@ import (
 // the snoop's StasisStart (with the appArgs) follows within about a millisecond. The order in
 // which the client sees the two is NOT fixed: the snoop enters Stasis on its own thread while
 // Asterisk writes the HTTP answer, so the StasisStart is sometimes read before Snoop returns.
-// That is why the app registers interest in the snoop id before the call (STYLE.md rule 7).
+// That is why the app chooses the snoop id and registers interest in it before the call.
 // addChannel of the snoop right after Snoop returns succeeds unless the snoop has not entered
 // Stasis yet (422); once its StasisStart is seen it succeeds.
 func contractSnoopTiming(t *testing.T, env *contractEnv) {

@@ -2,8 +2,10 @@ package ari_test
 
 // Contract tests: the client against a real Asterisk 22 (internal/asterisktest: Debian sid's
 // 22.10.1 in a chroot, or the Asterisk EARPIECE_TEST_ARI_URL names). They pin down the Asterisk
-// behaviour in ASTERISK-FACTS.md that earpiece and the fake ARI server (aritest) rely on, and that
-// the client's requests, error mapping and event stream work against the real thing.
+// behaviour that earpiece and the fake ARI server (aritest) rely on, each subtest's comment saying
+// which (comments elsewhere name the subtest, e.g. TestContract/parallel/SnoopErrors), and that the
+// client's requests, error mapping and event stream work against the real thing. What a snoop lets
+// each party hear is judged by ear end to end, in app's TestE2EModesByEar.
 //
 // Each test uses a Stasis application and ids of its own (random per run, so -count=N on one
 // Asterisk works), hangs up and destroys what it made, and checks that none of its channels or

@@ -6,10 +6,12 @@
 //
 // Paths, parameters, models and events follow Asterisk's own Swagger
 // description (rest-api/api-docs/*.json of Asterisk 22); the event structs in
-// events_gen.go are generated from its events.json. Nothing here reads the
-// environment or logs credentials: configuration comes in a Config value and
-// the ARI user and password travel only in the HTTP Basic Authorization
-// header.
+// events_gen.go are generated from its events.json, as the test Asterisk
+// (internal/asterisktest) ships it. Nothing here reads the environment or logs
+// credentials: configuration comes in a Config value and the ARI user and
+// password travel only in the HTTP Basic Authorization header.
 package ari
 
-//go:generate go run ./internal/gen -api ../../shared/asterisk-ari-api -out events_gen.go
+// Reads events.json from the test Asterisk's root (scripts/asterisk-root.sh
+// builds it if it is missing); -api DIR reads it from DIR instead.
+//go:generate go run ./internal/gen -out events_gen.go

@@ -136,7 +136,7 @@ func faultCount(s *aritest.Server, method, path string) int {
 
 func TestFaultServerError(t *testing.T) {
 	s, c := faultSetup(t, nil)
-	// What Asterisk 22 answers for a duplicate snoopId (ASTERISK-FACTS.md).
+	// What Asterisk 22 answers for a duplicate snoopId (TestContract/parallel/SnoopErrors).
 	s.Respond("POST", "/channels/{id}/snoop/{snoopId}", 500, aritest.Message("Snoop channel could not be created"))
 
 	_, err := c.Snoop(faultCtx(t), "c1", ari.SnoopRequest{SnoopID: "s1", Spy: "both"})

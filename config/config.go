@@ -13,7 +13,7 @@
 // Only Load touches the file system; the package never reads the
 // environment itself (ApplyEnv gets a lookup function). A Directory is
 // immutable once built and answers the lookups and the authorization rule
-// of SPEC §4 ("who may supervise whom") for concurrent callers.
+// (who may supervise whom: Directory.CanSupervise) for concurrent callers.
 package config
 
 import (
@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -44,6 +45,9 @@ const (
 	EnvARIApp      = "EARPIECE_ARI_APP"
 	EnvRedisURL    = "EARPIECE_REDIS_URL"
 	EnvHTTPListen  = "EARPIECE_HTTP_LISTEN"
+	// EnvHTTPPublished sets http.published: compose passes the host address it publishes
+	// earpiece's port on.
+	EnvHTTPPublished = "EARPIECE_HTTP_PUBLISHED"
 )
 
 // Config is the whole configuration file.
@@ -71,12 +75,53 @@ type ARI struct {
 type Redis struct {
 	// URL is a redis:// or rediss:// URL (go-redis ParseURL syntax).
 	URL string `yaml:"url"`
+	// AuditRetentionDays is how long audit entries are kept (0: the store's default, 365
+	// days). Retention is by time, never by count, so that nobody can push the history out
+	// by making many entries.
+	AuditRetentionDays int `yaml:"audit_retention_days"`
 }
 
 // HTTP is the API, dashboard and metrics listener.
 type HTTP struct {
 	// Listen is a host:port for net.Listen.
 	Listen string `yaml:"listen"`
+	// Published is the address clients reach the listener at when something between them
+	// decides it, e.g. 127.0.0.1 for a container whose port the host publishes on its
+	// loopback only. Empty: Listen says. earpiece judges its exposure by it (see
+	// CheckExposure): a listener reachable beyond loopback refuses to start with sample
+	// credentials.
+	Published string `yaml:"published"`
+	// EventStreams bounds GET /v1/events; zero fields take the HTTP edge's defaults.
+	EventStreams EventStreams `yaml:"event_streams"`
+	// RateLimits are the /v1 API's request budgets; zero fields take the HTTP edge's
+	// defaults.
+	RateLimits RateLimits `yaml:"rate_limits"`
+}
+
+// EventStreams bounds the Server-Sent Events streams of one instance.
+type EventStreams struct {
+	Max          int `yaml:"max"`            // open streams on the instance (64)
+	MaxPerTenant int `yaml:"max_per_tenant"` // of one tenant (32)
+	MaxPerKey    int `yaml:"max_per_key"`    // of one API key (8)
+	// MaxLifetime ends a stream after this long (1h); EventSource clients reconnect and
+	// resume with Last-Event-ID, authenticating again.
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
+}
+
+// RateLimits are token buckets per instance: a bucket of Burst requests refilled at
+// PerSecond.
+type RateLimits struct {
+	PerKey     Rate `yaml:"per_key"`     // per API key, after authentication (20/s, burst 40)
+	PerAddress Rate `yaml:"per_address"` // per client address (IPv6: per /64) on /v1 (50/s, burst 100)
+	// FailedAuthPerAddress budgets failed authentications per client address (1 per 2 s,
+	// burst 10); once spent, the address gets 429 before its key is even looked at.
+	FailedAuthPerAddress Rate `yaml:"failed_auth_per_address"`
+}
+
+// Rate is one token bucket.
+type Rate struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
 }
 
 // Tenant is one customer of the PBX. Nothing about supervision ever crosses
@@ -86,7 +131,8 @@ type Tenant struct {
 	// the rendered dialplan context and Stasis arguments.
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
-	// SupervisionEnabled is the admin toggle of SPEC §4: off until enabled.
+	// SupervisionEnabled is the per-tenant switch for supervision as a
+	// whole: a tenant cannot supervise anybody until it is enabled.
 	SupervisionEnabled bool `yaml:"supervision_enabled"`
 	// DialingRules are the tenant's feature codes; an absent or empty field
 	// takes the default (*90/*91/*92, DTMF 0/1/2).
@@ -96,6 +142,12 @@ type Tenant struct {
 	Extensions []Extension `yaml:"extensions"`
 	HuntGroups []HuntGroup `yaml:"hunt_groups"`
 	APIKeys    []APIKey    `yaml:"api_keys"`
+
+	// RequestSignatures says whether every /v1 request made with one of the
+	// tenant's API keys must be signed (X-Earpiece-Timestamp,
+	// X-Earpiece-Signature): optional (default) or required. A key created
+	// through the API can also require it on its own.
+	RequestSignatures Signatures `yaml:"request_signatures"`
 	// Webhooks are the CRM URLs that receive the tenant's call and supervision notifications,
 	// signed with their secret (Standard Webhooks headers).
 	Webhooks []Webhook `yaml:"webhooks"`
@@ -108,6 +160,10 @@ type Webhook struct {
 	Secret string `yaml:"secret"`
 	// SecretEnv names an environment variable holding the secret (applied by ApplyEnv).
 	SecretEnv string `yaml:"secret_env"`
+	// AllowLocal lets the URL reach loopback, link-local (cloud metadata services such as
+	// 169.254.169.254 among them) and unspecified addresses, which are refused otherwise,
+	// in the URL and at every connection (see LocalAddress).
+	AllowLocal bool `yaml:"allow_local"`
 }
 
 // Extension is a phone of a tenant.
@@ -124,8 +180,8 @@ type Extension struct {
 }
 
 // HuntGroup is a set of extensions; a member with SupervisionAllowed may
-// supervise the other members' calls (the seed's "Supervision allowed"
-// hunt-group option).
+// supervise the other members' calls (the "Supervision allowed" option that
+// hosted PBXs give hunt-group members).
 type HuntGroup struct {
 	Name    string   `yaml:"name"`
 	Members []Member `yaml:"members"`
@@ -146,6 +202,14 @@ type APIKey struct {
 	// admin keys act for the whole tenant and leave it empty.
 	Extension string `yaml:"extension"`
 	SHA256    string `yaml:"sha256"`
+	// SigningSecret keys the HMAC of the key's signed requests (X-Earpiece-Signature): a
+	// secret of its own, at least MinSigningSecretLen characters, that never travels with
+	// a request. Required when the tenant requires signed requests. Prefer
+	// SigningSecretEnv.
+	SigningSecret string `yaml:"signing_secret"`
+	// SigningSecretEnv names an environment variable holding SigningSecret (applied by
+	// ApplyEnv).
+	SigningSecretEnv string `yaml:"signing_secret_env"`
 }
 
 // Load reads the YAML file at path strictly (an unknown field is an error,
@@ -188,9 +252,9 @@ func Decode(r io.Reader) (*Config, error) {
 }
 
 // ApplyDefaults fills empty fields with their defaults: the Default*
-// constants, announce none, extension role agent, and dialing rules merged
-// field by field with dialplan.DefaultRules. API key roles have no default:
-// a key's power must be written down.
+// constants, announce none, request signatures optional, extension role
+// agent, and dialing rules merged field by field with dialplan.DefaultRules.
+// API key roles have no default: a key's power must be written down.
 func (c *Config) ApplyDefaults() {
 	setDefault(&c.ARI.URL, DefaultARIURL)
 	setDefault(&c.ARI.User, DefaultARIUser)
@@ -201,6 +265,9 @@ func (c *Config) ApplyDefaults() {
 		t := &c.Tenants[i]
 		if t.Announce == "" {
 			t.Announce = AnnounceNone
+		}
+		if t.RequestSignatures == "" {
+			t.RequestSignatures = SignaturesOptional
 		}
 		t.DialingRules = t.DialingRules.WithDefaults()
 		for j := range t.Extensions {
@@ -213,11 +280,22 @@ func (c *Config) ApplyDefaults() {
 
 // ApplyEnv overrides settings from the environment, read through lookup
 // (pass os.LookupEnv): EARPIECE_ARI_URL, EARPIECE_ARI_USER,
-// EARPIECE_ARI_PASSWORD, EARPIECE_ARI_APP, EARPIECE_REDIS_URL and
-// EARPIECE_HTTP_LISTEN. A variable that is unset or empty changes nothing,
-// so an unset variable interpolated by compose cannot blank a setting.
+// EARPIECE_ARI_PASSWORD, EARPIECE_ARI_APP, EARPIECE_REDIS_URL,
+// EARPIECE_HTTP_LISTEN and EARPIECE_HTTP_PUBLISHED, and the secrets named by
+// secret_env and signing_secret_env. A variable that is unset or empty
+// changes nothing, so an unset variable interpolated by compose cannot blank
+// a setting.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	for i := range c.Tenants {
+		for j := range c.Tenants[i].APIKeys {
+			k := &c.Tenants[i].APIKeys[j]
+			if k.SigningSecretEnv == "" {
+				continue
+			}
+			if v, ok := lookup(k.SigningSecretEnv); ok && v != "" {
+				k.SigningSecret = v
+			}
+		}
 		for j := range c.Tenants[i].Webhooks {
 			w := &c.Tenants[i].Webhooks[j]
 			if w.SecretEnv == "" {
@@ -238,6 +316,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		{EnvARIApp, &c.ARI.App},
 		{EnvRedisURL, &c.Redis.URL},
 		{EnvHTTPListen, &c.HTTP.Listen},
+		{EnvHTTPPublished, &c.HTTP.Published},
 	} {
 		if v, ok := lookup(o.env); ok && v != "" {
 			*o.dst = v

@@ -124,12 +124,16 @@ func TestDecodeMinimalAppliesDefaults(t *testing.T) {
 func TestApplyEnv(t *testing.T) {
 	cfg := loadTestdata(t, "sample.yaml")
 	env := map[string]string{
-		"EARPIECE_ARI_URL":      "https://pbx.example:8089/ari",
-		"EARPIECE_ARI_USER":     "ops",
-		"EARPIECE_ARI_PASSWORD": "s3cret",
-		"EARPIECE_ARI_APP":      "earpiece-b",
-		"EARPIECE_REDIS_URL":    "rediss://redis.example:6380/1",
-		"EARPIECE_HTTP_LISTEN":  ":9090",
+		"EARPIECE_ARI_URL":        "https://pbx.example:8089/ari",
+		"EARPIECE_ARI_USER":       "ops",
+		"EARPIECE_ARI_PASSWORD":   "s3cret",
+		"EARPIECE_ARI_APP":        "earpiece-b",
+		"EARPIECE_REDIS_URL":      "rediss://redis.example:6380/1",
+		"EARPIECE_HTTP_LISTEN":    ":9090",
+		"EARPIECE_HTTP_PUBLISHED": "127.0.0.1",
+		// The secrets sample.yaml's *_env settings name.
+		"EARPIECE_GLOBEX_ADMIN_SIGNING_SECRET": "globex-signing-secret-from-the-environment",
+		"EARPIECE_GLOBEX_WEBHOOK_SECRET":       "globex-webhook-secret",
 	}
 	var asked []string
 	cfg.ApplyEnv(func(k string) (string, bool) {
@@ -138,11 +142,17 @@ func TestApplyEnv(t *testing.T) {
 		return v, ok
 	})
 	want := config.ARI{URL: "https://pbx.example:8089/ari", User: "ops", Password: "s3cret", App: "earpiece-b"}
-	if cfg.ARI != want || cfg.Redis.URL != "rediss://redis.example:6380/1" || cfg.HTTP.Listen != ":9090" {
+	if cfg.ARI != want || cfg.Redis.URL != "rediss://redis.example:6380/1" || cfg.HTTP.Listen != ":9090" || cfg.HTTP.Published != "127.0.0.1" {
 		t.Errorf("after ApplyEnv: %+v %+v %+v", cfg.ARI, cfg.Redis, cfg.HTTP)
 	}
+	if got := cfg.Tenants[1].APIKeys[0].SigningSecret; got != env["EARPIECE_GLOBEX_ADMIN_SIGNING_SECRET"] {
+		t.Errorf("globex admin signing secret = %q, want the environment's", got)
+	}
+	if got := cfg.Tenants[1].Webhooks[0].Secret; got != env["EARPIECE_GLOBEX_WEBHOOK_SECRET"] {
+		t.Errorf("globex webhook secret = %q, want the environment's", got)
+	}
 	if len(asked) != len(env) {
-		t.Errorf("looked up %v, want exactly the %d EARPIECE_ variables", asked, len(env))
+		t.Errorf("looked up %v, want exactly the %d variables", asked, len(env))
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate after env: %v", err)

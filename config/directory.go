@@ -176,11 +176,11 @@ func (d *Directory) Authenticate(key string) (*Tenant, *APIKey, bool) {
 	return &ref.t.t, ref.key, true
 }
 
-// CanSupervise applies SPEC §4 to a supervisor (the extension dialing a
-// feature code, or a supervisor API key's extension) wanting to supervise
-// agent's calls, both extension numbers of tenant. It returns nil when
-// allowed, otherwise an error naming the tenant and extensions and
-// wrapping, checked in this order:
+// CanSupervise applies the rule of who may supervise whom to a supervisor
+// (the extension dialing a feature code, or a supervisor API key's
+// extension) wanting to supervise agent's calls, both extension numbers of
+// tenant. It returns nil when allowed, otherwise an error naming the tenant
+// and extensions and wrapping, checked in this order:
 //
 //   - ErrUnknownTenant;
 //   - ErrTenantDisabled: supervision is not enabled for the tenant;
@@ -221,9 +221,10 @@ func (d *Directory) CanSupervise(tenant, supervisor, agent string) error {
 
 // CanSuperviseAsAdmin is the rule for a join requested with a tenant admin
 // API key, which may name any extension of its tenant as the supervisor
-// (SPEC §4): the tenant must have supervision enabled and agent must be one
-// of its extensions. Errors wrap ErrUnknownTenant, ErrTenantDisabled or
-// ErrUnknownExtension.
+// (the tenant's admin acts for the whole tenant, as a customer-level manager
+// does on a hosted PBX): the tenant must have supervision enabled and agent
+// must be one of its extensions. Errors wrap ErrUnknownTenant,
+// ErrTenantDisabled or ErrUnknownExtension.
 //
 // Hunt groups and roles are not consulted. The caller still resolves the
 // supervisor it will call with Extension (same tenant) and should refuse a
@@ -251,9 +252,9 @@ func (d *Directory) enabled(tenant string) (*tenantEntry, error) {
 }
 
 // Supervisors returns, sorted, the extensions that may supervise agent's
-// calls by the hunt-group rule: whom to notify of agent's help request
-// (SPEC §3.3). It is empty for an unknown tenant or extension, and whether
-// supervision is enabled is not considered.
+// calls by the hunt-group rule: whom to notify when agent asks for help. It
+// is empty for an unknown tenant or extension, and whether supervision is
+// enabled is not considered.
 func (d *Directory) Supervisors(tenant, agent string) []string {
 	te, ok := d.byID[tenant]
 	if !ok {

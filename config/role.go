@@ -5,7 +5,9 @@ import (
 	"strings"
 )
 
-// Role is what an extension or an API key may do (SPEC §4).
+// Role is what an extension or an API key may do: handle calls (agent),
+// also supervise the members of its hunt groups (supervisor), or also
+// administer the tenant (admin).
 //
 // Role is a string type so that a misspelt role survives decoding and is
 // reported by Validate, with its location, together with every other
@@ -15,8 +17,8 @@ type Role string
 const (
 	// RoleAgent handles calls and raises help requests; it never supervises.
 	RoleAgent Role = "agent"
-	// RoleSupervisor (the seed's manager) may supervise the members of the
-	// hunt groups in which it has supervision allowed.
+	// RoleSupervisor (a "manager" in PBX terms) may supervise the members of
+	// the hunt groups in which it has supervision allowed.
 	RoleSupervisor Role = "supervisor"
 	// RoleAdmin administers the tenant. As an extension dialing feature codes
 	// it follows the same hunt-group rule as a supervisor; as an API key it
@@ -69,7 +71,8 @@ func (r *Role) UnmarshalText(text []byte) error {
 }
 
 // Announce is a tenant's policy for telling the call that a supervisor has
-// joined. Silent monitoring is invisible by default (SPEC §2).
+// joined. Silent monitoring is invisible by default: nothing tells the agent
+// or the customer unless the tenant chooses a policy that does.
 type Announce string
 
 const (
@@ -97,5 +100,37 @@ func (a Announce) Valid() bool {
 // never fail, let Validate report.
 func (a *Announce) UnmarshalText(text []byte) error {
 	*a = Announce(strings.ToLower(strings.TrimSpace(string(text))))
+	return nil
+}
+
+// Signatures is a tenant's policy for signed API requests.
+type Signatures string
+
+const (
+	// SignaturesOptional checks a signature when a request carries one
+	// (and when the key itself requires it).
+	SignaturesOptional Signatures = "optional"
+	// SignaturesRequired refuses every unsigned /v1 request made with any
+	// of the tenant's keys.
+	SignaturesRequired Signatures = "required"
+)
+
+// String returns the policy's name.
+func (s Signatures) String() string { return string(s) }
+
+// Valid reports whether s is optional or required.
+func (s Signatures) Valid() bool {
+	switch s {
+	case SignaturesOptional, SignaturesRequired:
+		return true
+	default:
+		return false
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler like Role's: normalise,
+// never fail, let Validate report.
+func (s *Signatures) UnmarshalText(text []byte) error {
+	*s = Signatures(strings.ToLower(strings.TrimSpace(string(text))))
 	return nil
 }

@@ -52,11 +52,14 @@ func (c *Config) Validate() error {
 		v.tenant(where, t)
 		for j, w := range t.Webhooks {
 			wh := fmt.Sprintf("%s.webhooks[%d]", where, j)
-			if u, ok := v.url(wh+".url", w.URL); ok && u.Scheme != "http" && u.Scheme != "https" {
-				v.add(wh+".url", "%q: scheme must be http or https", w.URL)
+			if err := CheckWebhookURL(w.URL, w.AllowLocal); err != nil {
+				v.add(wh+".url", "%v", err)
 			}
+			// The same decoding the outbound hub does, so that what passes here is sent.
 			if w.Secret == "" {
 				v.add(wh, "secret: required (or secret_env naming a set variable)")
+			} else if _, err := WebhookSigningKey(w.Secret); err != nil {
+				v.add(wh, "%v", err)
 			}
 		}
 	}
@@ -74,7 +77,10 @@ func (c *Config) validateServices(v *validator) {
 		v.add("ari.app", "%q: want 1-64 ASCII letters, digits, '-' or '_'", c.ARI.App)
 	}
 	if u, ok := v.url("redis.url", c.Redis.URL); ok && u.Scheme != "redis" && u.Scheme != "rediss" {
-		v.add("redis.url", "%q: scheme must be redis or rediss", c.Redis.URL)
+		v.add("redis.url", "%q: scheme must be redis or rediss", RedactURL(c.Redis.URL))
+	}
+	if c.Redis.AuditRetentionDays < 0 {
+		v.add("redis.audit_retention_days", "%d: want 0 (the default) or more", c.Redis.AuditRetentionDays)
 	}
 	if c.HTTP.Listen == "" {
 		v.add("http.listen", "required")
@@ -82,6 +88,30 @@ func (c *Config) validateServices(v *validator) {
 		v.add("http.listen", "%q: want host:port: %v", c.HTTP.Listen, err)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add("http.listen", "%q: port must be a number from 0 to 65535", c.HTTP.Listen)
+	}
+	if p := c.HTTP.Published; p != "" && strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == '/' }) {
+		v.add("http.published", "%q: want a host or address (127.0.0.1), optionally with :port", p)
+	}
+	es := c.HTTP.EventStreams
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"max", es.Max}, {"max_per_tenant", es.MaxPerTenant}, {"max_per_key", es.MaxPerKey}} {
+		if n.v < 0 {
+			v.add("http.event_streams."+n.name, "%d: want 0 (the default) or more", n.v)
+		}
+	}
+	if es.MaxLifetime < 0 {
+		v.add("http.event_streams.max_lifetime", "%v: want 0 (the default) or more", es.MaxLifetime)
+	}
+	rl := c.HTTP.RateLimits
+	for _, r := range []struct {
+		name string
+		r    Rate
+	}{{"per_key", rl.PerKey}, {"per_address", rl.PerAddress}, {"failed_auth_per_address", rl.FailedAuthPerAddress}} {
+		if r.r.PerSecond < 0 || r.r.Burst < 0 {
+			v.add("http.rate_limits."+r.name, "per_second %v, burst %d: want 0 (the default) or more", r.r.PerSecond, r.r.Burst)
+		}
 	}
 }
 
@@ -102,13 +132,14 @@ func (v *validator) url(where, raw string) (*url.URL, bool) {
 		v.add(where, "required")
 		return nil, false
 	}
+	// Messages show the URL without its password (a redis:// URL may carry one).
 	u, err := url.Parse(raw)
 	if err != nil {
-		v.add(where, "%v", err)
+		v.add(where, "%s", redactError(err, raw))
 		return nil, false
 	}
 	if u.Scheme == "" || u.Host == "" {
-		v.add(where, "%q: want an absolute URL with a host", raw)
+		v.add(where, "%q: want an absolute URL with a host", RedactURL(raw))
 		return nil, false
 	}
 	return u, true
@@ -117,6 +148,9 @@ func (v *validator) url(where, raw string) (*url.URL, bool) {
 func (v *validator) tenant(where string, t *Tenant) {
 	if !t.Announce.Valid() {
 		v.add(where+".announce", "%q: want none or beep", t.Announce)
+	}
+	if !t.RequestSignatures.Valid() {
+		v.add(where+".request_signatures", "%q: want optional or required", t.RequestSignatures)
 	}
 	if err := t.DialingRules.Validate(); err != nil {
 		for _, e := range unjoin(err) {
@@ -215,6 +249,12 @@ func (v *validator) tenant(where string, t *Tenant) {
 			v.add(w, "sha256: same key as %s", first)
 		} else {
 			v.keyHashes[strings.ToLower(k.SHA256)] = w
+		}
+		switch {
+		case k.SigningSecret != "" && len(k.SigningSecret) < MinSigningSecretLen:
+			v.add(w, "signing_secret: want at least %d characters (openssl rand -hex 32)", MinSigningSecretLen)
+		case k.SigningSecret == "" && t.RequestSignatures == SignaturesRequired:
+			v.add(w, "signing_secret: required, the tenant requires signed requests (or signing_secret_env naming a set variable)")
 		}
 		e, known := exts[k.Extension]
 		switch k.Role {

@@ -20,7 +20,19 @@ func loadTestdata(t *testing.T, name string) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.ApplyEnv(sampleEnv)
 	return cfg
+}
+
+// sampleEnv is the environment sample.yaml expects: the secrets its *_env settings name.
+func sampleEnv(name string) (string, bool) {
+	switch name {
+	case "EARPIECE_GLOBEX_ADMIN_SIGNING_SECRET":
+		return "0123456789abcdef0123456789abcdef", true
+	case "EARPIECE_GLOBEX_WEBHOOK_SECRET":
+		return "whsec_c2FtcGxlLXdlYmhvb2stc2VjcmV0", true
+	}
+	return "", false
 }
 
 // messages splits a Validate error into its messages.

@@ -7,8 +7,7 @@
 // clock, no state, and it imports nothing else from earpiece. Everything in
 // it is safe for concurrent use.
 //
-// The defaults (prefixes *90/*91/*92, DTMF 0/1/2) and the idea that a
-// tenant may replace them (e.g. *21/*22/*23 with DTMF 1/2/3 for a customer
-// migrating from a legacy PBX) come from the PBX product in the spec's seed
-// document (SPEC §3.1).
+// The defaults (prefixes *90/*91/*92, DTMF 0/1/2) are the call-supervision
+// codes of common hosted PBXs; a tenant may replace them (e.g. *21/*22/*23
+// with DTMF 1/2/3 for a customer migrating from a legacy PBX that used those).
 package dialplan

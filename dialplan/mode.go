@@ -7,7 +7,7 @@ import (
 )
 
 // Mode is a supervision mode: what the supervisor hears and who hears the
-// supervisor (SPEC §2).
+// supervisor (each constant says).
 //
 // The zero value is ModeUnknown, which is not a valid mode: a Mode that was
 // never set cannot be mistaken for Spy. Marshalling ModeUnknown fails.
@@ -16,13 +16,13 @@ type Mode int
 const (
 	// ModeUnknown is the zero value; it is never a valid mode.
 	ModeUnknown Mode = iota
-	// Spy (the seed's Monitor): the supervisor hears agent and customer;
+	// Spy (also called Monitor): the supervisor hears agent and customer;
 	// nobody hears the supervisor.
 	Spy
-	// Whisper (the seed's Coach): the supervisor hears agent and customer;
+	// Whisper (also called Coach): the supervisor hears agent and customer;
 	// only the agent hears the supervisor.
 	Whisper
-	// Barge (the seed's Barge In): everybody hears everybody.
+	// Barge (also called Barge In): everybody hears everybody.
 	Barge
 )
 

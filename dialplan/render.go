@@ -48,8 +48,9 @@ type RenderOptions struct {
 // Stasis() returns at once with STASISSTATUS=FAILED when the application is
 // not registered (earpiece down or disconnected from ARI); the supervisor
 // then gets congestion (a fast busy, or 503 on an unanswered PJSIP channel)
-// rather than a silent hang-up (SPEC §3.1: never silence). After a normal
-// exit from Stasis (SUCCESS) the channel is simply hung up.
+// rather than a silent hang-up: a supervision attempt that cannot go ahead
+// is always heard, never met with silence. After a normal exit from Stasis
+// (SUCCESS) the channel is simply hung up.
 //
 // The pattern is "_" + prefix + ".": in Asterisk patterns "." matches one or
 // more characters of any kind, and the prefix itself is literal because

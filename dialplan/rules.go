@@ -58,7 +58,7 @@ type Rules struct {
 	BargeDTMF     string `json:"barge_dtmf" yaml:"barge_dtmf"`
 }
 
-// DefaultRules returns the seed PBX's defaults: prefixes *90 (spy),
+// DefaultRules returns the defaults: prefixes *90 (spy),
 // *91 (whisper), *92 (barge) and in-call DTMF 0, 1, 2.
 func DefaultRules() Rules {
 	return Rules{

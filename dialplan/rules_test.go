@@ -9,7 +9,7 @@ import (
 	"github.com/earpiece/earpiece/dialplan"
 )
 
-// legacy is Example 2 of the seed: a customer keeping its old PBX's codes.
+// legacy is a customer keeping its old PBX's codes.
 var legacy = dialplan.Rules{
 	SpyPrefix: "*21", WhisperPrefix: "*22", BargePrefix: "*23",
 	SpyDTMF: "1", WhisperDTMF: "2", BargeDTMF: "3",

@@ -4,16 +4,31 @@
 # Builds /etc/asterisk at every start, the way the tests do (internal/asterisktest): only the
 # project's configuration (asterisk-conf/, mounted read-only at $CONF_SRC) plus a few overrides
 # for the container; Debian's samples stay in /etc/asterisk.dist. Then runs Asterisk in the
-# foreground as PID 1; Asterisk drops from root to the asterisk user itself (-U/-G).
+# foreground as the asterisk user.
+#
+# It starts as root with only the capabilities compose.yml gives (CHOWN, DAC_OVERRIDE, SETUID,
+# SETGID; no-new-privileges), so it changes owners but never modes of files it does not own
+# (that would need FOWNER). It drops to the asterisk user with setpriv before Asterisk starts:
+# Asterisk's own -U/-G would keep the four capabilities as permitted ones (it asks to keep
+# capabilities across setuid, then fails to install CAP_NET_ADMIN: "Unable to install
+# capabilities"). After setpriv, Asterisk has no capabilities, an empty inheritable and ambient
+# set, and no-new-privileges; the bounding set stays the four compose gives (lowering it needs
+# CAP_SETPCAP), which a non-root process under no-new-privileges can never regain.
 #
 # Environment:
 #   ARI_PASSWORD           when set, ari.conf is replaced by one with this password for $ARI_USER
 #   ARI_USER               ARI user written with ARI_PASSWORD (default: earpiece)
+#   SIP_PASSWORDS          digest passwords of the sample phones of asterisk-conf/pjsip.conf:
+#                          space-separated EXTENSION=PASSWORD pairs, e.g. "700=... 744=...",
+#                          written to pjsip_auth.conf. A phone without a password cannot
+#                          register or call (there is no default); passwords need 8 characters
+#                          or more and no blanks.
 #   SIP_EXTERNAL_ADDRESS   when set, the address (host name or IP) phones outside the Docker host
 #                          reach this host at; written as external_media_address and
 #                          external_signaling_address of [transport-udp]
 #   SIP_LOCAL_NET          with SIP_EXTERNAL_ADDRESS: networks that get the container's own
-#                          address, space-separated (default: 172.16.0.0/12 127.0.0.0/8)
+#                          address, space-separated (default or empty: 172.16.0.0/12
+#                          127.0.0.0/8, Docker's default networks and loopback)
 #   CONF_SRC               where asterisk-conf/ is mounted (default: /etc/asterisk-earpiece)
 set -eu
 
@@ -37,8 +52,9 @@ conf_value() {
   printf '%s' "$2" | sed 's/;/\\;/g'
 }
 
-[ "$(id -u)" = 0 ] || die "must start as root (Asterisk drops to the asterisk user itself)"
+[ "$(id -u)" = 0 ] || die "must start as root (it drops to the asterisk user before Asterisk starts)"
 [ -d "$src" ] || die "$src is missing: mount asterisk-conf/ there"
+command -v setpriv >/dev/null 2>&1 || die "setpriv (util-linux) is missing from the image"
 
 # Check the environment before anything is changed.
 if [ -n "${ARI_PASSWORD+set}" ]; then
@@ -48,13 +64,46 @@ if [ -n "${ARI_PASSWORD+set}" ]; then
   esac
   ari_pass=$(conf_value ARI_PASSWORD "$ARI_PASSWORD")
 fi
+sip_auth=
+if [ -n "${SIP_PASSWORDS:-}" ]; then
+  case $SIP_PASSWORDS in
+    *'
+'*) die "SIP_PASSWORDS must not contain a line break" ;;
+  esac
+  set -f # split on blanks, but a password is no file name pattern
+  # shellcheck disable=SC2086 # a space-separated list, split on purpose
+  for pair in $SIP_PASSWORDS; do
+    ext=${pair%%=*}
+    pass=${pair#*=}
+    case $pair in
+      *=*) ;;
+      *) die "SIP_PASSWORDS: \"$pair\" is not EXTENSION=PASSWORD" ;;
+    esac
+    case $ext in
+      '' | *[!0-9A-Za-z_.+-]*) die "SIP_PASSWORDS: \"$ext\" is not an extension (letters, digits, _ . + -)" ;;
+    esac
+    [ "${#pass}" -ge 8 ] || die "SIP_PASSWORDS: the password of $ext is shorter than 8 characters"
+    [ "$pass" != "$ext" ] || die "SIP_PASSWORDS: the password of $ext is the extension itself"
+    pass=$(conf_value "the SIP password of $ext" "$pass")
+    sip_auth="$sip_auth
+[$ext]
+type=auth
+auth_type=userpass
+username=$ext
+password=$pass
+"
+  done
+  set +f
+fi
 if [ -n "${SIP_EXTERNAL_ADDRESS:-}" ]; then
   sip_ext=$(conf_value SIP_EXTERNAL_ADDRESS "$SIP_EXTERNAL_ADDRESS")
   sip_nets=
+  set -f
   # shellcheck disable=SC2086 # a space-separated list, split on purpose
   for net in ${SIP_LOCAL_NET:-172.16.0.0/12 127.0.0.0/8}; do
     sip_nets="$sip_nets $(conf_value SIP_LOCAL_NET "$net")"
   done
+  set +f
 fi
 
 # /etc/asterisk: emptied, then the project's .conf files, readable by Asterisk but not writable.
@@ -69,30 +118,30 @@ done
 
 # The tests' asterisk.conf options; the directories are the package's built-in defaults.
 if [ ! -f "$etc/asterisk.conf" ]; then
-  cat >"$etc/asterisk.conf" <<'EOF'
+  cat >"$etc/asterisk.conf" <<'CONF'
 ; Written by asterisk-entrypoint.sh (the options the tests run with); directories: built-in
 ; defaults of Debian's package (/etc/asterisk, /var/lib/asterisk, /var/run/asterisk, ...).
 [options]
 nocolor = yes
 transmit_silence = no
-EOF
+CONF
 fi
 
 # ARI over HTTP on every address of the container, so that earpiece reaches it at asterisk:8088
 # on the compose network. compose.yml publishes 8088 on the host's loopback only.
-cat >"$etc/http.conf" <<'EOF'
+cat >"$etc/http.conf" <<'CONF'
 ; Written by asterisk-entrypoint.sh: ARI on the compose network (asterisk-conf/http.conf binds
 ; loopback, which other containers cannot reach).
 [general]
 enabled=yes
 bindaddr=0.0.0.0
 bindport=8088
-EOF
+CONF
 
 if [ -n "${ARI_PASSWORD+set}" ]; then
   [ "$ARI_PASSWORD" != earpiece-change-me ] \
     || log "warning: ARI_PASSWORD is the sample password; set EARPIECE_ARI_PASSWORD"
-  cat >"$etc/ari.conf" <<EOF
+  cat >"$etc/ari.conf" <<CONF
 ; Written by asterisk-entrypoint.sh from ARI_USER/ARI_PASSWORD.
 [general]
 enabled=yes
@@ -104,7 +153,15 @@ type=user
 read_only=no
 password_format=plain
 password=$ari_pass
-EOF
+CONF
+fi
+
+# pjsip.conf names an auth object per sample phone and includes pjsip_auth.conf, if there is one,
+# for them: without it every phone is refused.
+if [ -n "$sip_auth" ]; then
+  printf '; Written by asterisk-entrypoint.sh from SIP_PASSWORDS.\n%s' "$sip_auth" >"$etc/pjsip_auth.conf"
+elif [ ! -f "$etc/pjsip_auth.conf" ]; then
+  log "warning: SIP_PASSWORDS is empty: no phone can register (set EARPIECE_SIP_PASSWORDS)"
 fi
 
 if [ -n "${SIP_EXTERNAL_ADDRESS:-}" ]; then
@@ -114,20 +171,25 @@ if [ -n "${SIP_EXTERNAL_ADDRESS:-}" ]; then
     printf '[transport-udp](+)\n'
     printf 'external_media_address=%s\n' "$sip_ext"
     printf 'external_signaling_address=%s\n' "$sip_ext"
+    set -f
     for net in $sip_nets; do
       printf 'local_net=%s\n' "$net"
     done
+    set +f
   } >>"$etc/pjsip_transport.conf"
 fi
 
 chown root:asterisk "$etc"/*.conf
 chmod 0640 "$etc"/*.conf
 
-# Asterisk's own directories (volumes mounted over them may come with other owners).
+# Asterisk's own directories (volumes mounted over them may come with other owners). Owners
+# only: Debian makes some of them 0750 and changing the mode of a directory asterisk owns would
+# need CAP_FOWNER.
 for d in /var/lib/asterisk /var/log/asterisk /var/spool/asterisk /var/cache/asterisk /var/run/asterisk; do
-  install -d -o asterisk -g asterisk "$d"
+  mkdir -p "$d"
   chown asterisk:asterisk "$d"
 done
 
 log "starting $(asterisk -V) with $found files from $src"
-exec asterisk -f -n -U asterisk -G asterisk "$@"
+exec setpriv --reuid=asterisk --regid=asterisk --init-groups --inh-caps=-all --ambient-caps=-all \
+  --no-new-privs -- asterisk -f -n "$@"

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs from Debian's packages when it is missing: redis-server (the
-# tests start throwaway instances), mmdebstrap (builds the test Asterisk's root) and
-# docker-compose (validates docker/compose.yml without a Docker engine). Then builds (once) the
-# test Asterisk root. Idempotent; quiet when everything is there.
+# Installs what `make test` needs from Debian's packages when it is missing: redis-server and
+# redis-tools (the tests start throwaway instances), mmdebstrap (builds the test Asterisk's root),
+# docker-compose (validates docker/compose.yml without a Docker engine and resolves it for
+# internal/stacktest), and what internal/stacktest runs the compose stack with: capsh
+# (libcap2-bin), ip (iproute2), unshare and mount (util-linux, mount). Then builds (once) the test
+# Asterisk root. Idempotent; quiet when everything is there.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v capsh >/dev/null 2>&1 || need+=(libcap2-bin)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v mount >/dev/null 2>&1 || need+=(mount)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -16,29 +16,10 @@ import (
 // API keys created through the HTTP API (the configuration's bootstrap keys
 // live in config.Directory, not here). Only the SHA-256 of a key is stored,
 // never the key itself; a request is authenticated by hashing the key it
-// presents and looking the hash up.
-//
-// The two keys of the API key schema share the hash tag {apikeys}, so that a
-// create or revoke changes both atomically on a Redis Cluster too.
-const (
-	// keyAPIKey + lower-case hex SHA-256 of the key → string: the APIKey as
-	// JSON. No TTL: a key lives until it is revoked.
-	keyAPIKey = Prefix + "{apikeys}:key:"
-
-	// keyAPIKeyNames + tenant → hash: key name → hex SHA-256 (the tenant's
-	// keys by name, for listing, revoking and refusing a duplicate name).
-	// No TTL.
-	keyAPIKeyNames = Prefix + "{apikeys}:tenant:"
-
-	// keyNonce + tenant + ":" + caller's nonce (a request signature) →
-	// "1". TTL chosen by the caller (the replay window): while the key
-	// exists the same nonce is refused. Tenants cannot contain ':'.
-	keyNonce = Prefix + "nonce:"
-)
-
-func apiKeyKey(sha string) string          { return keyAPIKey + sha }
-func apiKeyNamesKey(tenant string) string  { return keyAPIKeyNames + tenant }
-func nonceKey(tenant, nonce string) string { return keyNonce + tenant + ":" + nonce }
+// presents and looking the hash up. A key's record and its tenant's name
+// index share a hash tag, so that a create or revoke changes both atomically
+// on a Redis Cluster too (keyAPIKey, keyAPIKeyNames in keys.go); replayed
+// request signatures are refused through keyNonce.
 
 // APIKey is an API key created through the HTTP API.
 type APIKey struct {
@@ -49,7 +30,12 @@ type APIKey struct {
 	SHA256    string `json:"sha256"`              // lower-case hex SHA-256 of the key
 	// RequireSignatures makes the HTTP edge refuse requests made with this
 	// key that are not signed (X-Earpiece-Signature).
-	RequireSignatures bool      `json:"require_signatures,omitempty"`
+	RequireSignatures bool `json:"require_signatures,omitempty"`
+	// SigningSecret keys the HMAC of the key's signed requests. Unlike the
+	// key it is stored as it is (verifying an HMAC needs it); the API shows
+	// it once, when the key is created. Keys created before signing secrets
+	// existed have none and cannot sign.
+	SigningSecret string    `json:"signing_secret,omitempty"`
 	CreatedAt         time.Time `json:"created_at"`
 	CreatedBy         string    `json:"created_by,omitempty"` // name of the key that created it
 }

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -10,11 +13,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultAuditLimit is the number of entries Audit and AuditAfter return when
-// limit <= 0.
+// The audit trail keeps every entry for Options.AuditRetention, by time and never by count:
+// whoever can make entries (a supervisor key trying joins it may not make, say) cannot push
+// the history out by making many. What bounds the trail's size is then the rate of entries, so
+// repeated refusals are folded: the refusals of one actor with the same action and reason
+// within one Options.AuditBurstWindow are one entry, the first, whose Repeats counts the others.
+
+// DefaultAuditLimit is the number of entries Audit returns when limit <= 0.
 const DefaultAuditLimit = 1000
 
-// AuditEntry is one supervisor action or refused attempt (SPEC §5).
+// OutcomeRefused is the outcome of a refused attempt; such entries are folded (see above).
+const OutcomeRefused = "refused"
+
+// AuditEntry is one supervisor action or refused attempt: when, which
+// tenant, who, what, on whom, and how it ended.
 type AuditEntry struct {
 	ID      string            `json:"id"`   // stream id, filled on read
 	Time    time.Time         `json:"time"` // when the app decided; now when zero
@@ -26,6 +38,10 @@ type AuditEntry struct {
 	Reason  string            `json:"reason,omitempty"`
 	Session string            `json:"session,omitempty"`
 	Extra   map[string]string `json:"extra,omitempty"`
+	// Repeats is, on read, how many more refusals of the same actor, action and reason the
+	// entry stands for (within its Options.AuditBurstWindow): only the first one's target,
+	// session and extra are kept.
+	Repeats int64 `json:"repeats,omitempty"`
 }
 
 // Stream field names.
@@ -39,15 +55,40 @@ const (
 	fReason  = "reason"
 	fSession = "session"
 	fExtra   = "extra"
+	fBurst   = "burst" // a folded refusal's burst id: keyAuditBurst holds its repeats
 )
+
+// auditAddScript appends an entry and drops the entries older than the retention, both by the
+// Redis server's clock (the one that makes the stream ids), so that app clocks play no part.
+// KEYS[1] stream; ARGV[1] retention in ms, ARGV[2..] field, value pairs. Returns the id.
+var auditAddScript = redis.NewScript(`
+local t = redis.call('TIME')
+local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+if minid < 0 then minid = 0 end
+return redis.call('XADD', KEYS[1], 'MINID', string.format('%.0f', minid), '*', unpack(ARGV, 2))
+`)
+
+// auditBurstScript counts a refusal in its burst. KEYS[1] the burst's counter; ARGV[1] its
+// TTL in ms. Returns -1 for the burst's first refusal (write the entry), else the repeats so
+// far.
+var auditBurstScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], '0', 'NX', 'PX', ARGV[1]) then
+  return -1
+end
+return redis.call('INCR', KEYS[1])
+`)
 
 // AppendAudit records e in its tenant's audit stream and returns the entry's
 // stream id. The app calls it before acting and refuses the action when it
-// fails: an action that cannot be recorded is not done (SPEC §5).
+// fails: an action that cannot be recorded is not done.
+//
+// A refusal (Outcome OutcomeRefused) repeating one of the same actor, action
+// and reason within the current AuditBurstWindow is counted on that entry
+// instead (see Repeats); AppendAudit then returns "".
 //
 // The stream id is assigned by Redis from its own clock (XADD *), which keeps
 // ids increasing whatever the app instances' clocks say; e.Time keeps the
-// app's time.
+// app's time. Entries older than AuditRetention by that clock are dropped.
 func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 	if err := checkTenant(e.Tenant); err != nil {
 		return "", fmt.Errorf("append audit: %w", err)
@@ -57,6 +98,17 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 	}
 	if e.Time.IsZero() {
 		e.Time = s.clock()
+	}
+	var burst string
+	if e.Outcome == OutcomeRefused {
+		burst = s.burstID(e)
+		n, err := auditBurstScript.Run(ctx, s.rdb, []string{auditBurstKey(e.Tenant, burst)}, millis(s.auditRetention)).Int64()
+		if err != nil {
+			return "", fmt.Errorf("append audit %s by %s for tenant %s: counting the refusal: %w", e.Action, e.Actor, e.Tenant, err)
+		}
+		if n >= 0 {
+			return "", nil // folded into the burst's entry
+		}
 	}
 	values := []any{fTime, e.Time.UTC().Format(time.RFC3339Nano), fTenant, e.Tenant, fAction, e.Action}
 	for _, kv := range [...]struct{ k, v string }{
@@ -74,23 +126,39 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 		}
 		values = append(values, fExtra, string(raw))
 	}
-	id, err := s.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: auditKey(e.Tenant),
-		MaxLen: s.auditMaxLen,
-		Approx: true,
-		ID:     "*",
-		Values: values,
-	}).Result()
+	if burst != "" {
+		values = append(values, fBurst, burst)
+	}
+	id, err := auditAddScript.Run(ctx, s.rdb, []string{auditKey(e.Tenant)}, append([]any{millis(s.auditRetention)}, values...)...).Text()
 	if err != nil {
+		if burst != "" {
+			// The next refusal writes the entry this one could not.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_ = s.rdb.Del(dctx, auditBurstKey(e.Tenant, burst)).Err()
+			cancel()
+		}
 		return "", fmt.Errorf("append audit %s by %s for tenant %s: %w", e.Action, e.Actor, e.Tenant, err)
 	}
 	return id, nil
 }
 
+// burstID names the burst of refusal e: its actor, action and reason, and the window of
+// AuditBurstWindow its time falls in.
+func (s *Store) burstID(e AuditEntry) string {
+	h := sha256.New()
+	for _, part := range []string{e.Actor, e.Action, e.Reason} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	window := e.Time.UnixMilli() / max(s.auditBurst.Milliseconds(), 1)
+	return hex.EncodeToString(h.Sum(nil)[:12]) + "-" + strconv.FormatInt(window, 10)
+}
+
 // Audit returns up to limit entries of the tenant recorded in [from, to),
 // oldest first, at millisecond precision of the Redis server's clock (the
 // stream ids). A zero from or to leaves that end open. To read on past limit
-// entries, continue with AuditAfter from the last id.
+// entries, continue from the last entry's time (entries of that millisecond
+// come again).
 func (s *Store) Audit(ctx context.Context, tenant string, from, to time.Time, limit int) ([]AuditEntry, error) {
 	start := "-"
 	if !from.IsZero() {
@@ -99,19 +167,6 @@ func (s *Store) Audit(ctx context.Context, tenant string, from, to time.Time, li
 	out, err := s.auditRange(ctx, tenant, start, to, limit)
 	if err != nil {
 		return nil, fmt.Errorf("audit of tenant %s from %v to %v: %w", tenant, from, to, err)
-	}
-	return out, nil
-}
-
-// AuditAfter returns up to limit entries of the tenant after the entry whose
-// id is afterID and before to (open when zero), oldest first.
-func (s *Store) AuditAfter(ctx context.Context, tenant, afterID string, to time.Time, limit int) ([]AuditEntry, error) {
-	if err := checkID("audit id", afterID); err != nil {
-		return nil, fmt.Errorf("audit of tenant %s: %w", tenant, err)
-	}
-	out, err := s.auditRange(ctx, tenant, "("+afterID, to, limit)
-	if err != nil {
-		return nil, fmt.Errorf("audit of tenant %s after %s: %w", tenant, afterID, err)
 	}
 	return out, nil
 }
@@ -138,12 +193,25 @@ func (s *Store) auditRange(ctx context.Context, tenant, start string, to time.Ti
 		return nil, err
 	}
 	out := make([]AuditEntry, 0, len(msgs))
-	for _, m := range msgs {
+	repeats := map[int]*redis.StringCmd{}
+	pipe := s.rdb.Pipeline()
+	for i, m := range msgs {
 		e, err := decodeAudit(m)
 		if err != nil {
 			return nil, fmt.Errorf("decoding entry %s: %w", m.ID, err)
 		}
+		if b, _ := m.Values[fBurst].(string); b != "" {
+			repeats[i] = pipe.Get(ctx, auditBurstKey(tenant, b))
+		}
 		out = append(out, e)
+	}
+	if len(repeats) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("reading refusal repeats: %w", err)
+		}
+		for i, cmd := range repeats {
+			out[i].Repeats, _ = cmd.Int64() // gone (expired with the entry's retention): 0
+		}
 	}
 	return out, nil
 }

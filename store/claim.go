@@ -12,7 +12,7 @@ import (
 // one handles a given call or channel: every instance receives the same
 // Stasis events from Asterisk, and the one whose Claim succeeds acts. A claim
 // is a key holding its owner's id with a TTL, so a crashed owner's claims
-// lapse; the owner keeps a long-lived claim with RenewClaim.
+// lapse; the owner extends its claim by claiming it again.
 
 // claimScript takes the claim if it is free, or extends it if owner already
 // holds it (so an owner retrying after a lost reply is not locked out).
@@ -28,14 +28,6 @@ if cur then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
-`)
-
-// renewScript extends the claim only if owner holds it. Returns 1 or 0.
-var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
 `)
 
 // releaseScript deletes the claim only if owner holds it (compare-and-delete:
@@ -66,23 +58,6 @@ func (s *Store) Claim(ctx context.Context, key, owner string, ttl time.Duration)
 		return false, fmt.Errorf("claim %s for %s: %w", key, owner, err)
 	}
 	return n == 1, nil
-}
-
-// RenewClaim resets the TTL of owner's claim on key. It fails with
-// ErrNotOwner if owner no longer holds it (it lapsed, or another owner has
-// taken it since): the caller must stop handling whatever the claim guarded.
-func (s *Store) RenewClaim(ctx context.Context, key, owner string, ttl time.Duration) error {
-	if err := checkClaim(key, owner, ttl); err != nil {
-		return fmt.Errorf("renew claim %s for %s: %w", key, owner, err)
-	}
-	n, err := renewScript.Run(ctx, s.rdb, []string{claimKey(key)}, owner, millis(ttl)).Int()
-	if err != nil {
-		return fmt.Errorf("renew claim %s for %s: %w", key, owner, err)
-	}
-	if n != 1 {
-		return fmt.Errorf("renew claim %s for %s: %w", key, owner, ErrNotOwner)
-	}
-	return nil
 }
 
 // Release gives up owner's claim on key. Releasing a claim that is not held

@@ -9,25 +9,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Outbound webhook deliveries, as recorded by the notification hub for the
+// Outbound webhook deliveries, as recorded by outbound.Hub for the
 // admin API (GET /v1/webhook-deliveries): the most recent DeliveriesMaxLen
-// deliveries of each tenant, each with its status and last error.
-//
-// A tenant's two keys share the hash tag {<tenant>} so that one script may
-// write both on a Redis Cluster.
-const (
-	// keyDeliveries + "{" + tenant + "}" → hash: delivery id → Delivery as
-	// JSON. TTL DeliveriesTTL, re-applied on every write; entries trimmed
-	// from the order list are deleted with it.
-	keyDeliveries = Prefix + "deliveries:"
-
-	// deliveriesOrderSuffix, after the hash's key → list of delivery ids,
-	// newest first, capped at DeliveriesMaxLen. Same TTL.
-	deliveriesOrderSuffix = ":order"
-)
-
-func deliveriesKey(tenant string) string      { return keyDeliveries + "{" + tenant + "}" }
-func deliveriesOrderKey(tenant string) string { return deliveriesKey(tenant) + deliveriesOrderSuffix }
+// deliveries of each tenant, each with its status and last error. A tenant's
+// records and their order list share a hash tag so that one script may write
+// both on a Redis Cluster (keyDeliveries in keys.go).
 
 // Delivery limits.
 const (

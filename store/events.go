@@ -5,24 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // Live events for dashboards: one Redis stream per tenant, written by the
-// notification hub of every app instance and read by every instance that
+// outbound.Hub of every app instance and read by every instance that
 // serves a dashboard (Server-Sent Events), so a dashboard connected to one
 // instance sees what another instance did. Stream ids are the SSE event ids:
-// a dashboard that reconnects with Last-Event-ID resumes after it.
-const (
-	// keyEvents + tenant → stream of events (fields type, data). XADD trims
-	// it to about EventsMaxLen entries; its TTL (EventsTTL) is re-applied on
-	// every publish, so the stream of a tenant that went quiet disappears.
-	keyEvents = Prefix + "events:"
-)
-
-func eventsKey(tenant string) string { return keyEvents + tenant }
+// a dashboard that reconnects with Last-Event-ID resumes after it (keyEvents
+// in keys.go).
 
 // Limits of the event streams.
 const (
@@ -50,8 +45,23 @@ type Event struct {
 var streamIDPattern = regexp.MustCompile(`^[0-9]{1,20}(-[0-9]{1,20})?$`)
 
 // ValidEventID reports whether id is a stream id ReadEvents accepts as
-// afterID (besides "" and "$").
-func ValidEventID(id string) bool { return streamIDPattern.MatchString(id) }
+// afterID (besides "" and "$"): "<ms>" or "<ms>-<seq>", each part a
+// 64-bit unsigned number, as Redis requires.
+func ValidEventID(id string) bool {
+	if !streamIDPattern.MatchString(id) {
+		return false
+	}
+	ms, seq, _ := strings.Cut(id, "-")
+	for _, part := range []string{ms, seq} {
+		if part == "" {
+			continue
+		}
+		if _, err := strconv.ParseUint(part, 10, 64); err != nil {
+			return false
+		}
+	}
+	return true
+}
 
 // PublishEvent appends an event to the tenant's stream and returns its id.
 func (s *Store) PublishEvent(ctx context.Context, tenant, typ string, data []byte) (string, error) {

@@ -1,17 +1,23 @@
 package store
 
-// Key schema. Every key earpiece writes starts with Prefix, which carries the
-// schema version: a change that old instances cannot read gets a new version
-// (earpiece:v2:...) rather than an in-place migration.
+// Key schema: every key earpiece writes, and nothing else. Every key starts
+// with Prefix, which carries the schema version: a change that old instances
+// cannot read gets a new version (earpiece:v2:...) rather than an in-place
+// migration.
 //
-// The keys a session change touches (the session record and its indexes) share
-// the Redis Cluster hash tag {sessions}, so that MULTI/EXEC, WATCH, Lua and
-// MGET over them are legal on a cluster (go-redis' ClusterClient.Watch refuses
-// keys in different slots, and a cluster TxPipeline is only atomic per slot).
-// The price is that all live-call state sits on one shard; at contact-center
-// scale (thousands of sessions, a few writes per session per minute) one
-// shard is far from its limits. Claims, audit streams and idempotency keys are
-// single-key and spread over the cluster.
+// Keys that one change writes together share a Redis Cluster hash tag, so
+// that MULTI/EXEC, WATCH, Lua and MGET over them are legal on a cluster
+// (go-redis' ClusterClient.Watch refuses keys in different slots, and a
+// cluster TxPipeline is only atomic per slot):
+//
+//   - {sessions}: a session record and its indexes. The price is that all
+//     live-call state sits on one shard; at contact-center scale (thousands
+//     of sessions, a few writes per session per minute) one shard is far from
+//     its limits.
+//   - {apikeys}: an API key record and its tenant's name index.
+//   - {<tenant>}: a tenant's webhook delivery records and their order list.
+//
+// The other keys are single-key and spread over the cluster.
 //
 // "TTL live" below is Options.TTL, re-applied to every key of a session's
 // footprint on each write (create, update), so a session that an instance
@@ -28,44 +34,110 @@ const (
 
 	// keyChannel + Asterisk channel id → string: the id of the live session
 	// that channel belongs to, as its supervisor channel or its snoop
-	// channel. A channel belongs to at most one live session; CreateSession
-	// and UpdateSession refuse a channel another live session holds.
-	// TTL live; deleted when the session ends or stops using the channel.
+	// channel. A channel belongs to at most one live session: CreateSession
+	// and UpdateSession read this index to refuse a channel another live
+	// session holds. TTL live; deleted when the session ends or stops using
+	// the channel.
 	keyChannel = Prefix + "{sessions}:channel:"
 
-	// keyCall + agent channel id (the supervised call) → set of ids of the
-	// live sessions supervising that call (several supervisors may listen to
-	// one call). TTL live, refreshed by a write to any member, so the set
-	// outlives its members; members whose session expired are pruned on read.
-	keyCall = Prefix + "{sessions}:call:"
-
-	// keyTenant + tenant → set of ids of the tenant's live sessions.
-	// TTL live, refreshed by a write to any member; pruned on read like keyCall.
+	// keyTenant + tenant → set of ids of the tenant's live sessions
+	// (ListSessions). TTL live, refreshed by a write to any member, so the
+	// set outlives its members; members whose session expired are pruned on
+	// read.
 	keyTenant = Prefix + "{sessions}:tenant:"
 
-	// keyClaim + caller's claim key (for example "channel:<id>") → string: the
-	// owner (app instance id) that handles it. TTL chosen by the claimer,
-	// extended by RenewClaim; deleted by Release from its owner only.
+	// keyClaim + caller's claim key → string: the owner (app instance or
+	// session id) that holds it. The app's claim keys are "talker:<agent
+	// channel id>", the one-talker slot of a call. TTL chosen by the claimer
+	// (Claim by the owner again resets it); deleted by Release from its owner
+	// only.
 	keyClaim = Prefix + "claim:"
 
 	// keyAudit + tenant → stream of audit entries (fields time, tenant, actor,
-	// action, target, outcome, reason, session, extra as JSON). Entry ids are
-	// the Redis server's clock in ms. No TTL: the audit trail is durable;
-	// XADD trims it to about Options.AuditMaxLen entries.
+	// action, target, outcome, reason, session, extra as JSON, burst). Entry
+	// ids are the Redis server's clock in ms. No TTL: the audit trail is
+	// durable; each append drops the entries older than
+	// Options.AuditRetention by that clock (XADD MINID), never by count.
 	keyAudit = Prefix + "audit:"
 
+	// keyAuditBurst + tenant + ":" + burst id → integer: how many more
+	// refusals the entry whose burst field is that id stands for
+	// (AuditEntry.Repeats). TTL Options.AuditRetention, so it goes with its
+	// entry.
+	keyAuditBurst = Prefix + "audit-burst:"
+
 	// keyIdem + tenant + ":" + caller's key → string: the bytes stored by the
-	// first PutIfAbsent (for example an API response). TTL chosen by the
-	// caller. Tenants cannot contain ':', so tenants cannot collide.
+	// first PutIfAbsent (for example an API response), replaced or deleted
+	// only by a compare-and-swap on them (SwapIdempotent, DeleteIdempotent).
+	// TTL chosen by the caller.
 	keyIdem = Prefix + "idem:"
+
+	// keyAPIKey + lower-case hex SHA-256 of an API key → string: the APIKey
+	// as JSON (the key itself is never stored). No TTL: a key lives until it
+	// is revoked.
+	keyAPIKey = Prefix + "{apikeys}:key:"
+
+	// keyAPIKeyNames + tenant → hash: key name → hex SHA-256 (the tenant's
+	// keys by name, for listing, revoking and refusing a duplicate name).
+	// No TTL.
+	keyAPIKeyNames = Prefix + "{apikeys}:tenant:"
+
+	// keyNonce + tenant + ":" + caller's nonce (a request signature) → "1".
+	// TTL chosen by the caller (the replay window): while the key exists the
+	// same nonce is refused.
+	keyNonce = Prefix + "nonce:"
+
+	// keyDeliveries + "{" + tenant + "}" → hash: delivery id → Delivery as
+	// JSON. TTL DeliveriesTTL, re-applied on every write; entries trimmed
+	// from the order list are deleted with it.
+	keyDeliveries = Prefix + "deliveries:"
+
+	// deliveriesOrderSuffix, after a tenant's keyDeliveries hash → list of
+	// delivery ids, newest first, capped at DeliveriesMaxLen. Same TTL.
+	deliveriesOrderSuffix = ":order"
+
+	// keyEvents + tenant → stream of events (fields type, data). XADD trims
+	// it to about EventsMaxLen entries; its TTL (EventsTTL) is re-applied on
+	// every publish, so the stream of a tenant that went quiet disappears.
+	keyEvents = Prefix + "events:"
+
+	// keyHelp + "{" + tenant + "}" + suffix: a tenant's help requests, all under one hash tag
+	// (a raise, a transition and its indexes are one MULTI/EXEC). Every key's TTL is
+	// Options.HelpTTL, re-applied on each write.
+	//   helpReqSuffix + id → string: the HelpRequest as JSON.
+	//   helpCallSuffix + call id → string: the id of the call's active (open or in progress)
+	//     request; exists only while that request is active (one active request per call).
+	//   helpAllSuffix → sorted set: every request id, scored by its creation time in ms (lists).
+	//   helpLiveSuffix → sorted set: the active request ids, scored by creation time in ms
+	//     (the oldest open request, calls that ended). Ids whose record expired are pruned on
+	//     read.
+	keyHelp        = Prefix + "help:"
+	helpReqSuffix  = ":req:"
+	helpCallSuffix = ":call:"
+	helpAllSuffix  = ":all"
+	helpLiveSuffix = ":live"
 )
+
+// Tenants cannot contain ':' (checkTenant), so keys that join a tenant and a
+// caller's string with ':' cannot collide across tenants.
 
 func sessionKey(id string) string    { return keySession + id }
 func channelKey(ch string) string    { return keyChannel + ch }
-func callKey(agentCh string) string  { return keyCall + agentCh }
 func tenantKey(tenant string) string { return keyTenant + tenant }
 func claimKey(key string) string     { return keyClaim + key }
 func auditKey(tenant string) string  { return keyAudit + tenant }
-func idemKey(tenant, key string) string {
-	return keyIdem + tenant + ":" + key
+func auditBurstKey(tenant, burst string) string {
+	return keyAuditBurst + tenant + ":" + burst
 }
+func idemKey(tenant, key string) string       { return keyIdem + tenant + ":" + key }
+func apiKeyKey(sha string) string             { return keyAPIKey + sha }
+func apiKeyNamesKey(tenant string) string     { return keyAPIKeyNames + tenant }
+func nonceKey(tenant, nonce string) string    { return keyNonce + tenant + ":" + nonce }
+func deliveriesKey(tenant string) string      { return keyDeliveries + "{" + tenant + "}" }
+func deliveriesOrderKey(tenant string) string { return deliveriesKey(tenant) + deliveriesOrderSuffix }
+func eventsKey(tenant string) string          { return keyEvents + tenant }
+func helpTenantKey(tenant string) string      { return keyHelp + "{" + tenant + "}" }
+func helpKey(tenant, id string) string        { return helpTenantKey(tenant) + helpReqSuffix + id }
+func helpCallKey(tenant, call string) string  { return helpTenantKey(tenant) + helpCallSuffix + call }
+func helpAllKey(tenant string) string         { return helpTenantKey(tenant) + helpAllSuffix }
+func helpLiveKey(tenant string) string        { return helpTenantKey(tenant) + helpLiveSuffix }

@@ -49,6 +49,9 @@ type Session struct {
 	// no mode clock runs (not joined yet, or ended).
 	ModeTime  map[string]time.Duration `json:"mode_time,omitempty"`
 	ModeSince time.Time                `json:"mode_since,omitzero"`
+
+	// HelpRequest is the help request this session answers ("" for none).
+	HelpRequest string `json:"help_request,omitempty"`
 }
 
 // Live reports whether the session has not ended.
@@ -109,7 +112,6 @@ func (s *Session) normalize() {
 // footprint is what a session indexes while live; empty once ended.
 type footprint struct {
 	channels []string // supervisor and snoop channel ids, non-empty, distinct
-	call     string   // agent channel, may be empty
 	tenant   string
 }
 
@@ -117,7 +119,7 @@ func footprintOf(s *Session) footprint {
 	if s == nil || !s.Live() {
 		return footprint{}
 	}
-	f := footprint{call: s.AgentChannel, tenant: s.Tenant}
+	f := footprint{tenant: s.Tenant}
 	for _, ch := range []string{s.SupervisorChannel, s.SnoopChannel} {
 		if ch != "" && !slices.Contains(f.channels, ch) {
 			f.channels = append(f.channels, ch)
@@ -173,37 +175,6 @@ func (s *Store) GetSession(ctx context.Context, id string) (Session, error) {
 		return Session{}, fmt.Errorf("get session %s: %w", id, err)
 	}
 	return sess, nil
-}
-
-// SessionByChannel returns the live session whose supervisor or snoop channel
-// is channelID (for routing Stasis events), or ErrNotFound.
-func (s *Store) SessionByChannel(ctx context.Context, channelID string) (Session, error) {
-	id, err := s.rdb.Get(ctx, channelKey(channelID)).Result()
-	if err == nil {
-		var sess Session
-		sess, err = getSession(ctx, s.rdb, id)
-		if err == nil && !sess.Live() {
-			// Ended between the two reads.
-			err = ErrNotFound
-		}
-		if err == nil {
-			return sess, nil
-		}
-	}
-	if errors.Is(err, redis.Nil) {
-		err = ErrNotFound
-	}
-	return Session{}, fmt.Errorf("session by channel %s: %w", channelID, err)
-}
-
-// SessionsForCall returns the live sessions supervising the call whose agent
-// channel is agentChannel, oldest first.
-func (s *Store) SessionsForCall(ctx context.Context, agentChannel string) ([]Session, error) {
-	out, err := s.members(ctx, callKey(agentChannel))
-	if err != nil {
-		return nil, fmt.Errorf("sessions for call %s: %w", agentChannel, err)
-	}
-	return out, nil
 }
 
 // ListSessions returns the tenant's live sessions, oldest first.
@@ -409,13 +380,6 @@ func (s *Store) commit(ctx context.Context, tx *redis.Tx, old, next *Session) er
 		}
 		for _, ch := range nf.channels {
 			p.Set(ctx, channelKey(ch), next.ID, s.ttl)
-		}
-		if of.call != "" && of.call != nf.call {
-			p.SRem(ctx, callKey(of.call), next.ID)
-		}
-		if nf.call != "" {
-			p.SAdd(ctx, callKey(nf.call), next.ID)
-			p.Expire(ctx, callKey(nf.call), s.ttl)
 		}
 		if of.tenant != "" && of.tenant != nf.tenant {
 			p.SRem(ctx, tenantKey(of.tenant), next.ID)

@@ -1,6 +1,7 @@
 // Package store keeps earpiece's shared state in Redis: supervision sessions
-// and their lookup indexes, claims that stop two app instances from handling
-// the same call, the audit trail, and idempotency records for the HTTP API.
+// and their lookup indexes, claims (the one-talker slot of a call, which holds
+// across app instances), the audit trail, and for the HTTP edge idempotency
+// records, API keys, the tenants' event streams and webhook delivery records.
 //
 // Several app instances (and several Asterisk servers) share one Redis, which
 // may be a single server, Sentinel-managed or a Cluster; the package takes a
@@ -36,8 +37,7 @@ var (
 	ErrConflict = errors.New("conflicting concurrent updates")
 	// ErrEnded: the session has ended and can no longer be updated.
 	ErrEnded = errors.New("session ended")
-	// ErrNotOwner: a claim is held by another owner (or, for RenewClaim, no
-	// longer held at all).
+	// ErrNotOwner: a claim is held by another owner.
 	ErrNotOwner = errors.New("claim held by another owner")
 	// ErrInvalid: an argument the store cannot accept (empty id, bad tenant,
 	// an update that changes a session's id or tenant, ...).
@@ -46,10 +46,11 @@ var (
 
 // Defaults for the zero Options fields.
 const (
-	DefaultTTL         = 12 * time.Hour
-	DefaultHistoryTTL  = 24 * time.Hour
-	DefaultAuditMaxLen = 1_000_000
-	DefaultMaxRetries  = 10
+	DefaultTTL              = 12 * time.Hour
+	DefaultHistoryTTL       = 24 * time.Hour
+	DefaultAuditRetention   = 365 * 24 * time.Hour
+	DefaultAuditBurstWindow = time.Minute
+	DefaultMaxRetries       = 10
 )
 
 // Options configure a Store. The zero value gives the defaults above.
@@ -60,12 +61,19 @@ type Options struct {
 	TTL time.Duration
 	// HistoryTTL of an ended session's record.
 	HistoryTTL time.Duration
-	// AuditMaxLen is the approximate length (XADD MAXLEN ~) each tenant's
-	// audit stream is trimmed to.
-	AuditMaxLen int64
+	// AuditRetention is how long audit entries are kept, by the Redis
+	// server's clock. The trail is trimmed by time only, never by count, so
+	// that making entries cannot push older ones out.
+	AuditRetention time.Duration
+	// AuditBurstWindow is the window in which repeated refusals of one actor
+	// for one reason are folded into one entry (see AuditEntry.Repeats).
+	AuditBurstWindow time.Duration
 	// MaxRetries bounds the WATCH/MULTI attempts of one change before it
 	// fails with ErrConflict.
 	MaxRetries int
+	// HelpTTL is how long help request records and their lists live after their last write
+	// (DefaultHelpTTL).
+	HelpTTL time.Duration
 	// Clock stamps UpdatedAt, default StartedAt/EndedAt and audit times.
 	// Default time.Now.
 	Clock func() time.Time
@@ -74,12 +82,14 @@ type Options struct {
 // Store is earpiece's Redis state. It is safe for concurrent use; it does not
 // own the client (the caller closes it).
 type Store struct {
-	rdb         redis.UniversalClient
-	ttl         time.Duration
-	historyTTL  time.Duration
-	auditMaxLen int64
-	maxRetries  int
-	now         func() time.Time
+	rdb            redis.UniversalClient
+	ttl            time.Duration
+	historyTTL     time.Duration
+	auditRetention time.Duration
+	auditBurst     time.Duration
+	maxRetries     int
+	helpTTL        time.Duration
+	now            func() time.Time
 }
 
 // New returns a Store using client.
@@ -93,12 +103,17 @@ type Store struct {
 // caller's deadline cuts that short.
 func New(client redis.UniversalClient, opts Options) *Store {
 	s := &Store{
-		rdb:         client,
-		ttl:         opts.TTL,
-		historyTTL:  opts.HistoryTTL,
-		auditMaxLen: opts.AuditMaxLen,
-		maxRetries:  opts.MaxRetries,
-		now:         opts.Clock,
+		rdb:            client,
+		ttl:            opts.TTL,
+		historyTTL:     opts.HistoryTTL,
+		auditRetention: opts.AuditRetention,
+		auditBurst:     opts.AuditBurstWindow,
+		maxRetries:     opts.MaxRetries,
+		helpTTL:        opts.HelpTTL,
+		now:            opts.Clock,
+	}
+	if s.helpTTL <= 0 {
+		s.helpTTL = DefaultHelpTTL
 	}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTTL
@@ -106,8 +121,11 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if s.historyTTL <= 0 {
 		s.historyTTL = DefaultHistoryTTL
 	}
-	if s.auditMaxLen <= 0 {
-		s.auditMaxLen = DefaultAuditMaxLen
+	if s.auditRetention <= 0 {
+		s.auditRetention = DefaultAuditRetention
+	}
+	if s.auditBurst <= 0 {
+		s.auditBurst = DefaultAuditBurstWindow
 	}
 	if s.maxRetries <= 0 {
 		s.maxRetries = DefaultMaxRetries

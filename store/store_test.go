@@ -118,6 +118,19 @@ func ids(ss []store.Session) []string {
 	return out
 }
 
+// channelOwner is the session the channel index gives ch to ("" for none).
+func channelOwner(t testing.TB, e *env, ch string) string {
+	t.Helper()
+	id, err := e.rdb.Get(ctx(t), store.Prefix+"{sessions}:channel:"+ch).Result()
+	if errors.Is(err, redis.Nil) {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("channel index of %s: %v", ch, err)
+	}
+	return id
+}
+
 // keys lists every key under the earpiece prefix.
 func keys(t testing.TB, rdb *redis.Client) []string {
 	t.Helper()
@@ -189,31 +202,21 @@ func TestIndexLookups(t *testing.T) {
 		{b.SupervisorChannel, b}, {b.SnoopChannel, b},
 		{d.SnoopChannel, d},
 	} {
-		got, err := e.st.SessionByChannel(ctx(t), tc.ch)
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("SessionByChannel(%s) = %s, %v; want %s", tc.ch, got.ID, err, tc.want.ID)
+		if got := channelOwner(t, e, tc.ch); got != tc.want.ID {
+			t.Errorf("channel %s indexed to %q, want %s", tc.ch, got, tc.want.ID)
 		}
 	}
 	// The agent channel is not a session's own channel.
-	if _, err := e.st.SessionByChannel(ctx(t), a.AgentChannel); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SessionByChannel(agent channel) error = %v, want ErrNotFound", err)
-	}
-
-	forCall, err := e.st.SessionsForCall(ctx(t), "agent-chan-744")
-	if err != nil || !slices.Equal(ids(forCall), []string{a.ID, b.ID}) {
-		t.Errorf("SessionsForCall(744) = %v, %v; want [%s %s]", ids(forCall), err, a.ID, b.ID)
-	}
-	if !reflect.DeepEqual(forCall[0], a) {
-		t.Errorf("SessionsForCall returned %+v, want %+v", forCall[0], a)
-	}
-	none, err := e.st.SessionsForCall(ctx(t), "agent-chan-nobody")
-	if err != nil || len(none) != 0 {
-		t.Errorf("SessionsForCall(unknown) = %v, %v; want none", none, err)
+	if got := channelOwner(t, e, a.AgentChannel); got != "" {
+		t.Errorf("agent channel indexed to %q, want nothing", got)
 	}
 
 	acme, err := e.st.ListSessions(ctx(t), "acme")
 	if err != nil || !slices.Equal(ids(acme), []string{a.ID, b.ID, c.ID}) {
-		t.Errorf("ListSessions(acme) = %v, %v", ids(acme), err)
+		t.Fatalf("ListSessions(acme) = %v, %v", ids(acme), err)
+	}
+	if !reflect.DeepEqual(acme[0], a) {
+		t.Errorf("ListSessions returned %+v, want %+v", acme[0], a)
 	}
 	globex, err := e.st.ListSessions(ctx(t), "globex")
 	if err != nil || !slices.Equal(ids(globex), []string{d.ID}) {
@@ -313,25 +316,11 @@ func TestUpdateSession(t *testing.T) {
 	if read, _ := e.st.GetSession(ctx(t), a.ID); !reflect.DeepEqual(read, got) {
 		t.Errorf("GetSession after update =\n %+v\nUpdateSession returned\n %+v", read, got)
 	}
-	if _, err := e.st.SessionByChannel(ctx(t), a.SnoopChannel); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("old snoop channel still indexed: %v", err)
+	if got := channelOwner(t, e, a.SnoopChannel); got != "" {
+		t.Errorf("old snoop channel still indexed to %s", got)
 	}
-	if s, err := e.st.SessionByChannel(ctx(t), "snoop-new"); err != nil || s.ID != a.ID {
-		t.Errorf("SessionByChannel(snoop-new) = %s, %v", s.ID, err)
-	}
-
-	// Moving to another agent channel moves the call index.
-	if _, err := e.st.UpdateSession(ctx(t), a.ID, func(s *store.Session) error {
-		s.AgentChannel = "agent-chan-transferred"
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if l, _ := e.st.SessionsForCall(ctx(t), "agent-chan-744"); len(l) != 0 {
-		t.Errorf("old call still lists %v", ids(l))
-	}
-	if l, _ := e.st.SessionsForCall(ctx(t), "agent-chan-transferred"); !slices.Equal(ids(l), []string{a.ID}) {
-		t.Errorf("new call lists %v", ids(l))
+	if got := channelOwner(t, e, "snoop-new"); got != a.ID {
+		t.Errorf("snoop-new indexed to %q, want %s", got, a.ID)
 	}
 
 	// Taking another live session's channel is refused, with nothing written.
@@ -452,12 +441,9 @@ func TestEndSession(t *testing.T) {
 
 	// Gone from every live index; the other supervisor of the call stays.
 	for _, ch := range []string{a.SupervisorChannel, a.SnoopChannel} {
-		if _, err := e.st.SessionByChannel(ctx(t), ch); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("SessionByChannel(%s) after end: %v, want ErrNotFound", ch, err)
+		if got := channelOwner(t, e, ch); got != "" {
+			t.Errorf("channel %s still indexed to %s after end", ch, got)
 		}
-	}
-	if l, _ := e.st.SessionsForCall(ctx(t), a.AgentChannel); !slices.Equal(ids(l), []string{b.ID}) {
-		t.Errorf("SessionsForCall after end = %v, want [%s]", ids(l), b.ID)
 	}
 	if l, _ := e.st.ListSessions(ctx(t), "acme"); !slices.Equal(ids(l), []string{b.ID}) {
 		t.Errorf("ListSessions after end = %v, want [%s]", ids(l), b.ID)
@@ -552,7 +538,6 @@ func TestEveryLiveKeyHasATTL(t *testing.T) {
 		"{sessions}:session:" + a.ID,
 		"{sessions}:channel:" + a.SupervisorChannel,
 		"{sessions}:channel:snoop-after-switch",
-		"{sessions}:call:" + a.AgentChannel,
 		"{sessions}:tenant:acme",
 	}
 	for _, k := range footprint {
@@ -560,8 +545,8 @@ func TestEveryLiveKeyHasATTL(t *testing.T) {
 			t.Errorf("TTL %s = %v after update, want about %v", k, got, ttl)
 		}
 	}
-	if len(all) != 3+6+2+2 { // sessions, channels, calls, tenants
-		t.Errorf("live keys = %d %v, want 13", len(all), all)
+	if len(all) != 3+6+2 { // sessions, channels, tenants
+		t.Errorf("live keys = %d %v, want 11", len(all), all)
 	}
 	for _, k := range all {
 		if got := e.rdb.TTL(ctx(t), k).Val(); got <= 0 {
@@ -581,16 +566,8 @@ func TestExpiredSessionsArePruned(t *testing.T) {
 	if l, err := e.st.ListSessions(ctx(t), "acme"); err != nil || !slices.Equal(ids(l), []string{b.ID}) {
 		t.Errorf("ListSessions = %v, %v; want [%s]", ids(l), err, b.ID)
 	}
-	if l, err := e.st.SessionsForCall(ctx(t), a.AgentChannel); err != nil || !slices.Equal(ids(l), []string{b.ID}) {
-		t.Errorf("SessionsForCall = %v, %v; want [%s]", ids(l), err, b.ID)
-	}
-	for _, set := range []string{"{sessions}:tenant:acme", "{sessions}:call:" + a.AgentChannel} {
-		if in, _ := e.rdb.SIsMember(ctx(t), store.Prefix+set, a.ID).Result(); in {
-			t.Errorf("%s still holds expired %s", set, a.ID)
-		}
-	}
-	if _, err := e.st.SessionByChannel(ctx(t), a.SupervisorChannel); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SessionByChannel(stale) error = %v, want ErrNotFound", err)
+	if in, _ := e.rdb.SIsMember(ctx(t), store.Prefix+"{sessions}:tenant:acme", a.ID).Result(); in {
+		t.Errorf("the tenant's set still holds expired %s", a.ID)
 	}
 	// Its stale channel index does not block a new session.
 	c := session("acme", "200", "744")

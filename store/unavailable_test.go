@@ -45,20 +45,14 @@ func checkUnavailable(t *testing.T, e *env, a store.Session) {
 		"CreateSession": func(c context.Context) error {
 			return e.st.CreateSession(c, session("acme", "201", "745"))
 		},
-		"GetSession": func(c context.Context) error { _, err := e.st.GetSession(c, a.ID); return err },
-		"SessionByChannel": func(c context.Context) error {
-			_, err := e.st.SessionByChannel(c, a.SupervisorChannel)
-			return err
-		},
-		"SessionsForCall": func(c context.Context) error { _, err := e.st.SessionsForCall(c, a.AgentChannel); return err },
-		"ListSessions":    func(c context.Context) error { _, err := e.st.ListSessions(c, "acme"); return err },
+		"GetSession":   func(c context.Context) error { _, err := e.st.GetSession(c, a.ID); return err },
+		"ListSessions": func(c context.Context) error { _, err := e.st.ListSessions(c, "acme"); return err },
 		"UpdateSession": func(c context.Context) error {
 			_, err := e.st.UpdateSession(c, a.ID, func(s *store.Session) error { s.Mode = "barge"; return nil })
 			return err
 		},
 		"EndSession": func(c context.Context) error { _, err := e.st.EndSession(c, a.ID, "x", time.Time{}); return err },
 		"Claim":      func(c context.Context) error { _, err := e.st.Claim(c, "k", "node-a", time.Minute); return err },
-		"RenewClaim": func(c context.Context) error { return e.st.RenewClaim(c, "k", "node-a", time.Minute) },
 		"Release":    func(c context.Context) error { return e.st.Release(c, "k", "node-a") },
 		"AppendAudit": func(c context.Context) error {
 			_, err := e.st.AppendAudit(c, store.AuditEntry{Tenant: "acme", Action: "join"})
@@ -111,12 +105,12 @@ func checkRecovers(t *testing.T, e *env) {
 		}
 		<-tick.C
 	}
-	b := session("acme", "202", "746")
+	b := session("initech", "202", "746") // alone in its tenant, whatever Redis kept
 	if err := e.st.CreateSession(c, b); err != nil {
 		t.Fatalf("CreateSession after recovery: %v", err)
 	}
-	if l, err := e.st.SessionsForCall(c, b.AgentChannel); err != nil || len(l) != 1 || l[0].ID != b.ID {
-		t.Fatalf("SessionsForCall after recovery = %v, %v", ids(l), err)
+	if l, err := e.st.ListSessions(c, b.Tenant); err != nil || len(l) != 1 || l[0].ID != b.ID {
+		t.Fatalf("ListSessions after recovery = %v, %v", ids(l), err)
 	}
 	if _, err := e.st.AppendAudit(c, store.AuditEntry{Tenant: "acme", Action: "join"}); err != nil {
 		t.Fatalf("AppendAudit after recovery: %v", err)

@@ -129,15 +129,16 @@ func (s *Server) listAPIKeys(c *echo.Context) error {
 		return unavailable("listing keys", err)
 	}
 	out := []apiKeyJSON{}
+	signs := s.tenantSigns(p.Tenant)
 	if t, ok := s.cfg.Directory.Tenant(p.Tenant); ok {
 		for _, k := range t.APIKeys {
 			out = append(out, apiKeyJSON{Name: k.Name, Role: string(k.Role), Extension: k.Extension,
-				Source: sourceConfig, RequireSignatures: s.signed[p.Tenant]})
+				Source: sourceConfig, RequireSignatures: signs})
 		}
 	}
 	for _, k := range recs {
 		v := apiKeyView(k)
-		v.RequireSignatures = v.RequireSignatures || s.signed[p.Tenant]
+		v.RequireSignatures = v.RequireSignatures || signs
 		out = append(out, v)
 	}
 	slices.SortStableFunc(out, func(a, b apiKeyJSON) int { return strings.Compare(a.Name, b.Name) })

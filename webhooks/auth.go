@@ -7,8 +7,9 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
-	"slices"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := s.verifySignature(c, p, key, requireSig || s.signed[p.Tenant]); err != nil {
+		if sampleKeys[config.SHA256Hex(key)] && !fromLoopback(c.Request()) {
+			return errSampleKey
+		}
+		if err := s.verifySignature(c, p, key, requireSig || s.tenantSigns(p.Tenant)); err != nil {
 			return err
 		}
 		c.Set(ctxPrincipal, p)
@@ -75,6 +79,32 @@ func bearer(h string) (string, bool) {
 }
 
 var errBadKey = newError(http.StatusUnauthorized, codeUnauthorized, "invalid API key")
+
+// sampleKeys are the SHA-256 of the API keys published in this repository's sample
+// configurations (docker/earpiece.yaml, config/testdata/sample.yaml). Anyone can read them, so
+// a configuration that still carries one works only for requests from loopback (trying it out
+// on the machine itself), never over the network. Docker's port mapping is not loopback: the
+// compose stack needs a key of one's own.
+var sampleKeys = map[string]bool{
+	config.SHA256Hex("example-acme-crm-key"):     true,
+	config.SHA256Hex("example-acme-adam-key"):    true,
+	config.SHA256Hex("example-acme-john-key"):    true,
+	config.SHA256Hex("example-globex-admin-key"): true,
+}
+
+var errSampleKey = newError(http.StatusForbidden, codeForbidden,
+	"this is a published sample API key: it is accepted from loopback only; configure a key of your own")
+
+// fromLoopback reports whether the request's TCP peer is a loopback address. Forwarding headers
+// are not consulted: whoever sends them chooses them.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
 
 // lookupKey finds key's principal and whether the key requires signed requests.
 func (s *Server) lookupKey(ctx context.Context, key string) (app.Principal, bool, error) {
@@ -164,17 +194,24 @@ func (s *Server) verifySignature(c *echo.Context, p app.Principal, key string, r
 	return nil
 }
 
-// allow refuses principals whose role is not listed.
-func (s *Server) allow(roles ...config.Role) echo.MiddlewareFunc {
+// allow refuses principals without the app's permission perm, before the handler reads the
+// request.
+func (s *Server) allow(perm app.Permission) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
-			p := principal(c)
-			if !slices.Contains(roles, p.Role) {
-				return newError(http.StatusForbidden, codeForbidden, "an API key with role %s may not do this", p.Role)
+			if err := principal(c).Authorize(perm); err != nil {
+				return err
 			}
 			return next(c)
 		}
 	}
+}
+
+// tenantSigns reports whether the tenant requires every /v1 request to be signed (its
+// request_signatures setting).
+func (s *Server) tenantSigns(tenant string) bool {
+	t, ok := s.cfg.Directory.Tenant(tenant)
+	return ok && t.RequestSignatures == config.SignaturesRequired
 }
 
 // SignRequest returns the X-Earpiece-Signature value for a request made with key, at Unix

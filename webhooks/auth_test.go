@@ -15,7 +15,9 @@ import (
 // TestAuthorizationMatrix checks every route against every kind of caller: no key, a bad key,
 // a revoked key, and agent, supervisor and admin keys of the same and of another tenant, with
 // their own and other extensions' sessions. It asserts the status and which Service methods
-// were called, so that a refusal is known to happen before the app is asked to act.
+// were called: a route's permission (app.Principal.Authorize) refuses before the handler runs;
+// the finer rules (own extension, own session, tenant) are the app's, applied when it is asked
+// (here by the fake service, with the app's own rule functions).
 func TestAuthorizationMatrix(t *testing.T) {
 	e := newEnv(t)
 	// A supervisor key for extension 201 created through the API, and a revoked one.
@@ -39,7 +41,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		who, method, path, body string
 		want                    int
 		calls                   []string // Service methods called, in order
-		joinSup                 string   // for a 202 join: the supervisor the app was asked to call
+		joinSup                 string   // for a 202 join: the supervisor the session calls
+		code                    string   // for an error, when it matters: the code
 	}
 	var rows []row
 	// Callers that never reach a handler.
@@ -74,9 +77,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// Join: a supervisor joins as itself only; an admin must name the supervisor.
 		row{who: "sup", method: "POST", path: "/v1/supervisions", body: joinSpy, want: 202, calls: []string{"Join"}, joinSup: "200"},
 		row{who: "sup", method: "POST", path: "/v1/supervisions", body: `{"agent":"100","supervisor":"200","mode":"spy"}`, want: 202, calls: []string{"Join"}, joinSup: "200"},
-		row{who: "sup", method: "POST", path: "/v1/supervisions", body: `{"agent":"100","supervisor":"201","mode":"spy"}`, want: 403},
+		row{who: "sup", method: "POST", path: "/v1/supervisions", body: `{"agent":"100","supervisor":"201","mode":"spy"}`, want: 403, calls: []string{"Join"}, code: "not_own_extension"},
 		row{who: "apisup", method: "POST", path: "/v1/supervisions", body: joinSpy, want: 202, calls: []string{"Join"}, joinSup: "201"},
-		row{who: "admin", method: "POST", path: "/v1/supervisions", body: joinSpy, want: 422},
+		row{who: "admin", method: "POST", path: "/v1/supervisions", body: joinSpy, want: 422, calls: []string{"Join"}, code: "invalid_field"},
 		row{who: "admin", method: "POST", path: "/v1/supervisions", body: `{"call_id":"chan-100","supervisor":"201","mode":"barge"}`, want: 202, calls: []string{"Join"}, joinSup: "201"},
 		row{who: "gsup", method: "POST", path: "/v1/supervisions", body: `{"agent":"301","mode":"spy"}`, want: 202, calls: []string{"Join"}, joinSup: "300"},
 
@@ -87,7 +90,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 		// One session: own extension, other extension, other tenant.
 		row{who: "sup", method: "GET", path: "/v1/supervisions/sup-own", want: 200, calls: []string{"Supervision"}},
-		row{who: "sup", method: "GET", path: "/v1/supervisions/sup-201", want: 403, calls: []string{"Supervision"}},
+		row{who: "sup", method: "GET", path: "/v1/supervisions/sup-201", want: 403, calls: []string{"Supervision"}, code: "not_own_session"},
 		row{who: "sup", method: "GET", path: "/v1/supervisions/sup-globex", want: 404, calls: []string{"Supervision"}},
 		row{who: "apisup", method: "GET", path: "/v1/supervisions/sup-201", want: 200, calls: []string{"Supervision"}},
 		row{who: "apisup", method: "GET", path: "/v1/supervisions/sup-own", want: 403, calls: []string{"Supervision"}},
@@ -96,19 +99,19 @@ func TestAuthorizationMatrix(t *testing.T) {
 		row{who: "gadmin", method: "GET", path: "/v1/supervisions/sup-globex", want: 200, calls: []string{"Supervision"}},
 		row{who: "gadmin", method: "GET", path: "/v1/supervisions/sup-own", want: 404, calls: []string{"Supervision"}},
 
-		row{who: "sup", method: "PATCH", path: "/v1/supervisions/sup-own", body: whisper, want: 200, calls: []string{"Supervision", "SetMode"}},
-		row{who: "sup", method: "PATCH", path: "/v1/supervisions/sup-201", body: whisper, want: 403, calls: []string{"Supervision"}},
-		row{who: "sup", method: "PATCH", path: "/v1/supervisions/sup-globex", body: whisper, want: 404, calls: []string{"Supervision"}},
-		row{who: "admin", method: "PATCH", path: "/v1/supervisions/sup-201", body: whisper, want: 200, calls: []string{"Supervision", "SetMode"}},
-		row{who: "gadmin", method: "PATCH", path: "/v1/supervisions/sup-own", body: whisper, want: 404, calls: []string{"Supervision"}},
-		row{who: "gsup", method: "PATCH", path: "/v1/supervisions/sup-globex", body: whisper, want: 200, calls: []string{"Supervision", "SetMode"}},
+		row{who: "sup", method: "PATCH", path: "/v1/supervisions/sup-own", body: whisper, want: 200, calls: []string{"SetMode"}},
+		row{who: "sup", method: "PATCH", path: "/v1/supervisions/sup-201", body: whisper, want: 403, calls: []string{"SetMode"}, code: "not_own_session"},
+		row{who: "sup", method: "PATCH", path: "/v1/supervisions/sup-globex", body: whisper, want: 404, calls: []string{"SetMode"}},
+		row{who: "admin", method: "PATCH", path: "/v1/supervisions/sup-201", body: whisper, want: 200, calls: []string{"SetMode"}},
+		row{who: "gadmin", method: "PATCH", path: "/v1/supervisions/sup-own", body: whisper, want: 404, calls: []string{"SetMode"}},
+		row{who: "gsup", method: "PATCH", path: "/v1/supervisions/sup-globex", body: whisper, want: 200, calls: []string{"SetMode"}},
 
-		row{who: "sup", method: "DELETE", path: "/v1/supervisions/sup-own", want: 200, calls: []string{"Supervision", "Leave"}},
-		row{who: "sup", method: "DELETE", path: "/v1/supervisions/sup-201", want: 403, calls: []string{"Supervision"}},
-		row{who: "sup", method: "DELETE", path: "/v1/supervisions/sup-globex", want: 404, calls: []string{"Supervision"}},
-		row{who: "apisup", method: "DELETE", path: "/v1/supervisions/sup-201", want: 200, calls: []string{"Supervision", "Leave"}},
-		row{who: "admin", method: "DELETE", path: "/v1/supervisions/sup-own", want: 200, calls: []string{"Supervision", "Leave"}},
-		row{who: "gadmin", method: "DELETE", path: "/v1/supervisions/sup-201", want: 404, calls: []string{"Supervision"}},
+		row{who: "sup", method: "DELETE", path: "/v1/supervisions/sup-own", want: 200, calls: []string{"Leave"}},
+		row{who: "sup", method: "DELETE", path: "/v1/supervisions/sup-201", want: 403, calls: []string{"Leave"}, code: "not_own_session"},
+		row{who: "sup", method: "DELETE", path: "/v1/supervisions/sup-globex", want: 404, calls: []string{"Leave"}},
+		row{who: "apisup", method: "DELETE", path: "/v1/supervisions/sup-201", want: 200, calls: []string{"Leave"}},
+		row{who: "admin", method: "DELETE", path: "/v1/supervisions/sup-own", want: 200, calls: []string{"Leave"}},
+		row{who: "gadmin", method: "DELETE", path: "/v1/supervisions/sup-201", want: 404, calls: []string{"Leave"}},
 
 		// API keys: admins of their own tenant only.
 		row{who: "sup", method: "POST", path: "/v1/api-keys", body: `{"name":"k1","role":"agent","extension":"101"}`, want: 403},
@@ -148,19 +151,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("%s called %v, want %v", name, got, r.calls)
 		}
 		if r.want >= 400 {
-			if d := apiErr(t, rec); d.Code == "" || d.Message == "" {
-				t.Errorf("%s: error body without code or message: %s", name, rec.Body)
+			if d := apiErr(t, rec); d.Code == "" || d.Message == "" || (r.code != "" && d.Code != r.code) {
+				t.Errorf("%s: error body %s, want a message and code %q", name, rec.Body, r.code)
 			}
 		}
 		if r.want == 401 && rec.Header().Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: 401 without WWW-Authenticate", name)
 		}
 		if r.joinSup != "" {
-			e.svc.mu.Lock()
-			joins := e.svc.joins
-			e.svc.mu.Unlock()
-			if len(joins) != 1 || joins[0].Supervisor != r.joinSup {
-				t.Errorf("%s: Join got %+v, want supervisor %s", name, joins, r.joinSup)
+			var sess sessionJSON
+			if err := json.Unmarshal(rec.Body.Bytes(), &sess); err != nil || sess.Supervisor != r.joinSup {
+				t.Errorf("%s: session %s, want supervisor %s", name, rec.Body, r.joinSup)
 			}
 		}
 	}
@@ -292,7 +293,7 @@ func sign(key string, ts int64, body string) string {
 }
 
 func TestSignedRequests(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.SignedTenants = []string{"globex"} })
+	e := newEnv(t, func(c *Config) { c.Directory = testDirectory(t, "globex") })
 	ts := t0.Unix()
 	body := `{"agent":"100","mode":"spy"}`
 	post := func(key string, ts int64, sig, body string) (int, string) {

@@ -16,16 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
-
 	"github.com/earpiece/earpiece/app"
-	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/config"
-	"github.com/earpiece/earpiece/internal/asterisktest"
-	"github.com/earpiece/earpiece/internal/redistest"
+	"github.com/earpiece/earpiece/dialplan"
+	"github.com/earpiece/earpiece/internal/e2etest"
 	"github.com/earpiece/earpiece/internal/testphone"
-	"github.com/earpiece/earpiece/store"
+	"github.com/earpiece/earpiece/outbound"
 )
 
 // webhookSink is a CRM receiving earpiece's webhooks; it verifies each signature itself, from the
@@ -70,20 +66,7 @@ func (s *webhookSink) got(typ string) bool {
 // test Asterisk, asks (twice, idempotently) to call the supervisor and join, switches mode with
 // PATCH, follows it on the SSE stream and its webhook receiver, and ends it with DELETE.
 func TestE2EHTTPSupervision(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end")
-	}
-	ast := asterisktest.Shared(t)
-	if ast.SIPPort == 0 {
-		t.Skip("no SIP address for the test Asterisk")
-	}
-	rs := redistest.Start(t)
-	ropts := rs.Options()
-	ropts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(ropts)
-	t.Cleanup(func() { rdb.Close() })
-	st := store.New(rdb, store.Options{})
-
+	r := e2etest.New(t, e2etest.Owned{BridgeNamePrefix: app.BridgeNamePrefix})
 	const adamKey, crmKey = "e2e-adam-key", "e2e-crm-key"
 	cfg, err := config.Decode(strings.NewReader(fmt.Sprintf(`
 tenants:
@@ -110,83 +93,38 @@ tenants:
 	crm := httptest.NewServer(sink)
 	t.Cleanup(crm.Close)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	client, err := ari.New(ari.Config{BaseURL: ast.ARIURL, User: ast.User, Password: ast.Password, App: "earpiece"})
+	hub, err := outbound.New(outbound.Config{
+		Store: r.Store, Logger: r.Log,
+		Endpoints: []outbound.Endpoint{{Tenant: "acme", URL: crm.URL, Secret: sink.secret}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wcfg := Config{
-		Directory: dir, Store: st, Logger: zerolog.Nop(),
-		Endpoints:         []Endpoint{{Tenant: "acme", URL: crm.URL, Secret: sink.secret}},
-		HeartbeatInterval: time.Second,
-	}
-	hub, err := NewHub(wcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup := app.New(app.Config{AppName: "earpiece", Instance: "http-e2e", Notifier: hub, Logger: zerolog.Nop()}, client, st, dir)
-	wcfg.Service = sup
-	srv := New(wcfg)
+	r.Go(func(ctx context.Context) { _ = hub.Run(ctx) })
+	sup := app.New(app.Config{AppName: e2etest.AppName, Instance: "http-e2e", Notifier: hub, Logger: r.Log}, r.Client, r.Store, dir)
+	r.Start(sup)
+	srv := New(Config{Directory: dir, Store: r.Store, Logger: r.Log, HeartbeatInterval: time.Second, Service: sup})
 	web := httptest.NewServer(srv.Handler())
-
-	runCtx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = client.Run(runCtx) }()
-	go func() { defer wg.Done(); _ = hub.Run(runCtx) }()
-	appCtx, stopApp := context.WithCancel(context.Background())
-	appDone := make(chan struct{})
-	go func() { defer close(appDone); _ = sup.Run(appCtx, client.Events()) }()
 	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
+		// Before the app stops (cleanups run last first): event streams end, then the listener.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		_ = srv.Shutdown(sctx)
 		web.Close()
-		stopApp()
-		<-appDone
-		stop()
-		wg.Wait()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !client.Stats().Connected {
-		if time.Now().After(deadline) {
-			t.Fatal("ARI not connected")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 
-	phone := func(user string, hz float64, pol testphone.Policy) *testphone.Phone {
-		p, err := testphone.New(ctx, testphone.Config{User: user, Server: ast.SIPAddr(), ToneHz: hz, Incoming: pol})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		if err := p.Register(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	customer := phone("800", testphone.ToneCustomer, testphone.AutoAnswer)
-	agent := phone("744", testphone.ToneAgent, testphone.AutoAnswer)
-	supPhone := phone("700", testphone.ToneSupervisor, testphone.Manual)
-	cc, err := customer.Call(ctx, "744")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Hangup(context.Background()) })
-	ac, err := agent.AwaitIncoming(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, cancel := context.WithTimeout(r.Ctx, 60*time.Second)
+	defer cancel()
+	c := r.Connect(r.Phone("800", testphone.ToneCustomer, testphone.AutoAnswer), r.Phone("744", testphone.ToneAgent, testphone.AutoAnswer), "744")
+	supPhone := r.Phone("700", testphone.ToneSupervisor, testphone.Manual)
 
 	do := func(method, path, key, body string, hdr ...string) (int, map[string]any) {
 		t.Helper()
-		var r io.Reader
+		var rd io.Reader
 		if body != "" {
-			r = strings.NewReader(body)
+			rd = strings.NewReader(body)
 		}
-		req, _ := http.NewRequestWithContext(ctx, method, web.URL+path, r)
+		req, _ := http.NewRequestWithContext(ctx, method, web.URL+path, rd)
 		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
 		for i := 0; i+1 < len(hdr); i += 2 {
@@ -230,8 +168,8 @@ tenants:
 			t.Fatalf("GET /v1/calls: %d %v", code, body)
 		}
 		calls, _ := body["calls"].([]any)
-		for _, c := range calls {
-			m := c.(map[string]any)
+		for _, call := range calls {
+			m := call.(map[string]any)
 			if m["agent"] == "744" {
 				callID, _ = m["call_id"].(string)
 				if m["customer_number"] != "5550800" || m["direction"] != "inbound" {
@@ -260,11 +198,8 @@ tenants:
 	if err := in.Answer(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, hz := range []float64{testphone.ToneCustomer, testphone.ToneAgent} {
-		if _, err := in.AwaitTone(ctx, hz, true, 5); err != nil {
-			t.Fatalf("supervisor hears %v Hz: %v", hz, err)
-		}
-	}
+	answered := time.Now()
+	r.ExpectMode(e2etest.ModeChange{From: dialplan.Spy, To: dialplan.Spy, Asked: answered}, c, in)
 	shortCtx, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	if extra, err := supPhone.AwaitIncoming(shortCtx); err == nil {
 		t.Errorf("the retried POST rang the supervisor again (%s)", extra.ID())
@@ -272,30 +207,23 @@ tenants:
 	cancelShort()
 
 	// PATCH to whisper: the agent hears the supervisor, the customer does not.
+	asked := time.Now()
 	code, body := do(http.MethodPatch, "/v1/supervisions/"+id, adamKey, `{"mode":"whisper"}`)
 	if code != http.StatusOK || body["mode"] != "whisper" {
 		t.Fatalf("PATCH: %d %v", code, body)
 	}
-	if _, err := ac.AwaitTone(ctx, testphone.ToneSupervisor, true, 5); err != nil {
-		t.Fatalf("agent hears the whisper: %v", err)
-	}
-	if p := cc.Heard(testphone.ToneSupervisor, time.Now().Add(-200*time.Millisecond), time.Now()); p.Present > 0 {
-		t.Errorf("customer heard the whisper in %d frames", p.Present)
-	}
+	r.ExpectMode(e2etest.ModeChange{From: dialplan.Spy, To: dialplan.Whisper, Asked: asked, Quiet: asked}, c, in)
 	if code, body := do(http.MethodPatch, "/v1/supervisions/"+id, adamKey, `{"mode":"loud"}`); code != http.StatusUnprocessableEntity {
 		t.Errorf("PATCH bad mode: %d %v", code, body)
 	}
 
-	// DELETE ends it: the supervisor's phone is hung up.
+	// DELETE ends it: the supervisor's phone is hung up, and nothing earpiece made is left.
 	code, body = do(http.MethodDelete, "/v1/supervisions/"+id, crmKey, "")
 	if code != http.StatusOK || body["state"] != "ended" || body["end_reason"] != "api" {
 		t.Fatalf("DELETE: %d %v", code, body)
 	}
-	select {
-	case <-in.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("supervisor not hung up after DELETE")
-	}
+	r.AwaitEnded(in, 5*time.Second, "supervisor after DELETE")
+	r.AssertClean("acme")
 
 	want := map[string]bool{app.NoteSupervisionRinging: false, app.NoteSupervisionStarted: false, app.NoteSupervisionMode: false, app.NoteSupervisionEnded: false}
 	remaining := len(want)
@@ -313,8 +241,7 @@ tenants:
 			t.Fatalf("SSE events still missing: %v", want)
 		}
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for !sink.got(app.NoteSupervisionEnded) || !sink.got(app.NoteSupervisionStarted) {
+	for deadline := time.Now().Add(10 * time.Second); !sink.got(app.NoteSupervisionEnded) || !sink.got(app.NoteSupervisionStarted); {
 		if time.Now().After(deadline) {
 			t.Fatalf("webhooks received %v (bad signatures: %v)", sink.types, sink.bad)
 		}

@@ -36,8 +36,6 @@ const (
 	codeUnsupportedMedia    = "unsupported_media_type"
 	codeIdempotencyMismatch = "idempotency_mismatch"
 	codeIdempotencyBusy     = "idempotency_in_progress"
-	codeNotOwnExtension     = "not_own_extension"
-	codeNotOwnSession       = "not_own_session"
 	codeBootstrapKey        = "bootstrap_key"
 	codeNameTaken           = "name_taken"
 	codeTooManyStreams      = "too_many_streams"
@@ -75,16 +73,56 @@ func fieldError(field, format string, args ...any) *apiError {
 		msg: field + ": " + fmt.Sprintf(format, args...)}
 }
 
-// unavailable is a 503 for a failed dependency (Redis); err goes to the log only.
+// unavailable is a 503 for a failed dependency (Redis) while doing what; err goes to the log
+// only, and the client gets the fixed message of code unavailable.
 func unavailable(what string, err error) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable,
-		msg: what + ": temporarily unavailable", err: err}
+		msg: what, err: err}
 }
 
-// errorResponse maps any error a handler returns to a status and the JSON body.
+// failureMessages are the messages of server-side failures (5xx), one per code: a client learns
+// what failed and that a retry may work, never why (the cause is logged, see handleError).
+var failureMessages = map[string]string{
+	codeInternal:               "internal error",
+	codeUnavailable:            "temporarily unavailable; retry later",
+	codeTooManyStreams:         "too many event streams on this instance; retry later",
+	app.RefuseStoreUnavailable: "the state store is temporarily unavailable; retry later",
+	app.RefuseAsterisk:         "Asterisk is temporarily unavailable; retry later",
+	"shutting_down":            "earpiece is shutting down; retry later",
+	"timeout":                  "timed out; retry later",
+}
+
+// domainMessages are the messages of the app's bare domain errors, one per code.
+var domainMessages = map[string]string{
+	codeNotFound:  "not found",
+	codeForbidden: "forbidden",
+	codeConflict:  "conflict",
+	codeInvalid:   "invalid request",
+}
+
+// errorResponse maps any error a handler returns to a status and the JSON body. Messages are
+// fixed: the edge writes its own from the request, never from a cause; an *app.Error's message
+// is the app's, written for clients; and every server-side failure (5xx) gets the message of
+// its code (failureMessages), whatever the error says.
 func errorResponse(err error) (int, errorBody) {
-	body := func(code, msg, field string) errorBody {
-		return errorBody{Error: errorDetail{Code: code, Message: msg, Field: field}}
+	status, d := classify(err)
+	if status >= 500 {
+		msg, ok := failureMessages[d.Code]
+		if !ok {
+			msg = failureMessages[codeUnavailable]
+			if status == http.StatusInternalServerError {
+				msg = failureMessages[codeInternal]
+			}
+		}
+		d.Message, d.Field = msg, ""
+	}
+	return status, errorBody{Error: d}
+}
+
+// classify finds err's status and code (and, below 500, its message and field).
+func classify(err error) (int, errorDetail) {
+	detail := func(code, msg, field string) errorDetail {
+		return errorDetail{Code: code, Message: msg, Field: field}
 	}
 	var (
 		ae  *apiError
@@ -94,52 +132,48 @@ func errorResponse(err error) (int, errorBody) {
 	)
 	switch {
 	case errors.As(err, &ae):
-		return ae.status, body(ae.code, ae.msg, ae.field)
+		return ae.status, detail(ae.code, ae.msg, ae.field)
 	case errors.As(err, &de):
 		status, _ := domainStatus(de.Kind)
 		if status == 0 { // an *app.Error without a known Kind is the app's bug
-			return http.StatusInternalServerError, body(codeInternal, "internal error", "")
+			return http.StatusInternalServerError, detail(codeInternal, "", "")
 		}
-		return status, body(de.Code, de.Message, "")
+		return status, detail(de.Code, de.Message, de.Field)
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, body(codeBodyTooLarge,
+		return http.StatusRequestEntityTooLarge, detail(codeBodyTooLarge,
 			fmt.Sprintf("request body larger than %d bytes", mbe.Limit), "")
 	}
 	if status, code := domainStatus(err); status != 0 {
-		msg := err.Error()
-		if status >= 500 {
-			msg = "temporarily unavailable"
-		}
-		return status, body(code, msg, "")
+		return status, detail(code, domainMessages[code], "")
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, body(codeNotFound, "not found", "")
+		return http.StatusNotFound, detail(codeNotFound, "not found", "")
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, body(codeUnavailable, "timed out", "")
+		return http.StatusServiceUnavailable, detail(codeUnavailable, "", "")
 	case errors.As(err, &sc) && sc.StatusCode() != 0:
 		status := sc.StatusCode()
 		switch status {
 		case http.StatusNotFound:
-			return status, body(codeNotFound, "no such route", "")
+			return status, detail(codeNotFound, "no such route", "")
 		case http.StatusMethodNotAllowed:
-			return status, body(codeMethodNotAllowed, "method not allowed on this route", "")
+			return status, detail(codeMethodNotAllowed, "method not allowed on this route", "")
 		case http.StatusRequestEntityTooLarge:
-			return status, body(codeBodyTooLarge, "request body too large", "")
+			return status, detail(codeBodyTooLarge, "request body too large", "")
 		case http.StatusUnauthorized:
-			return status, body(codeUnauthorized, "unauthorized", "")
+			return status, detail(codeUnauthorized, "unauthorized", "")
 		case http.StatusForbidden:
-			return status, body(codeForbidden, "forbidden", "")
+			return status, detail(codeForbidden, "forbidden", "")
 		case http.StatusBadRequest:
-			return status, body(codeInvalidJSON, "bad request", "")
+			return status, detail(codeInvalidJSON, "bad request", "")
 		case http.StatusUnsupportedMediaType:
-			return status, body(codeUnsupportedMedia, "unsupported media type", "")
+			return status, detail(codeUnsupportedMedia, "unsupported media type", "")
 		}
 		if status >= 400 && status < 500 {
-			return status, body(strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_"), http.StatusText(status), "")
+			return status, detail(strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_"), http.StatusText(status), "")
 		}
 	}
-	return http.StatusInternalServerError, body(codeInternal, "internal error", "")
+	return http.StatusInternalServerError, detail(codeInternal, "", "")
 }
 
 // domainStatus maps the app's domain errors.
@@ -162,20 +196,22 @@ func domainStatus(err error) (int, string) {
 	}
 }
 
-// handleError is echo's HTTPErrorHandler: the one place errors become answers. Server errors
-// are logged here (and only here); request headers are never logged, so neither are keys.
+// handleError is echo's HTTPErrorHandler: the one place errors become answers. A server-side
+// failure's cause is logged here, once, with the request id the client got in X-Request-Id;
+// request headers are never logged, so neither are keys.
 func (s *Server) handleError(c *echo.Context, err error) {
 	req := c.Request()
+	log := s.requestLog(c)
 	if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
 		if !errors.Is(err, context.Canceled) {
-			s.log.Warn().Err(err).Str("method", req.Method).Str("route", c.Path()).Msg("error after the answer was sent")
+			log.Warn().Err(err).Msg("error after the answer was sent")
 		}
 		return
 	}
 	status, body := errorResponse(err)
 	switch {
-	case status >= 500 && req.Context().Err() == nil:
-		s.log.Error().Err(err).Int("status", status).Str("method", req.Method).Str("route", c.Path()).Msg("request failed")
+	case status >= 500 && !errors.Is(err, context.Canceled):
+		log.Error().Err(err).Int("status", status).Str("code", body.Error.Code).Msg("request failed")
 	case status == http.StatusUnauthorized:
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="earpiece"`)
 	}
@@ -201,8 +237,8 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 			if r == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, as net/http compares it
 				panic(r)
 			}
-			s.log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).
-				Str("method", c.Request().Method).Str("route", c.Path()).Msg("panic in HTTP handler")
+			log := s.requestLog(c)
+			log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("panic in HTTP handler")
 			err = newError(http.StatusInternalServerError, codeInternal, "internal error")
 		}()
 		return next(c)
@@ -238,7 +274,8 @@ func readBody(c *echo.Context) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, err
 		}
-		return nil, newError(http.StatusBadRequest, codeInvalidJSON, "reading request body: %v", err)
+		return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidJSON,
+			msg: "the request body could not be read", err: err}
 	}
 	req.Body = io.NopCloser(bytes.NewReader(b))
 	return b, nil

@@ -26,7 +26,7 @@ const (
 	retryMillis = 2000
 )
 
-// GET /v1/events: Server-Sent Events of the principal's tenant (the Hub's notifications, from
+// GET /v1/events: Server-Sent Events of the principal's tenant (outbound.Hub's notifications, from
 // the tenant's Redis stream, so events of every app instance). Each message is
 //
 //	id: <stream id>
@@ -82,7 +82,7 @@ func (s *Server) events(c *echo.Context) error {
 		return nil // client gone
 	}
 
-	log := s.log.With().Str("tenant", p.Tenant).Str("key_name", p.KeyName).Logger()
+	log := s.requestLog(c).With().Str("tenant", p.Tenant).Str("key_name", p.KeyName).Logger()
 	hb := s.cfg.HeartbeatInterval
 	nextBeat := time.Now().Add(hb)
 	var buf bytes.Buffer
@@ -126,7 +126,7 @@ func (s *Server) events(c *echo.Context) error {
 }
 
 // writeEvent formats one SSE message. Data lines are split on newlines, as the format
-// requires (the Hub publishes compact JSON, which has none).
+// requires (outbound.Hub publishes compact JSON, which has none).
 func writeEvent(w io.Writer, ev store.Event) {
 	fmt.Fprintf(w, "id: %s\nevent: %s\n", ev.ID, ev.Type)
 	for line := range bytes.SplitSeq(ev.Data, []byte("\n")) {

@@ -137,13 +137,12 @@ func (s *sseStream) nothing(t *testing.T, d time.Duration) {
 
 func TestEventStream(t *testing.T) {
 	e := newEnv(t)
-	hub := e.runHub()
 	ts := e.httpServer()
 
 	s := openStream(t, ts, "/v1/events", keySup)
 	types := []string{app.NoteSupervisionRinging, app.NoteSupervisionStarted, app.NoteSupervisionMode}
 	for i, typ := range types {
-		hub.Notify(app.Notification{Type: typ, Tenant: "acme", Time: t0, Data: map[string]any{"n": i}})
+		e.publish(app.Notification{Type: typ, Tenant: "acme", Time: t0, Data: map[string]any{"n": i}})
 	}
 	var ids []string
 	for i, typ := range types {

@@ -10,7 +10,6 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/earpiece/earpiece/app"
-	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/dialplan"
 	"github.com/earpiece/earpiece/store"
 )
@@ -92,8 +91,8 @@ type joinBody struct {
 	Mode       string `json:"mode"`
 }
 
-// joinRequest validates b and applies the role rules of who may be named supervisor.
-func joinRequest(p app.Principal, b joinBody) (app.JoinRequest, error) {
+// joinRequest validates b. Who may be named supervisor is the app's rule.
+func joinRequest(b joinBody) (app.JoinRequest, error) {
 	switch {
 	case b.CallID != "" && b.Agent != "":
 		return app.JoinRequest{}, fieldError("call_id", "give exactly one of call_id and agent, not both")
@@ -112,25 +111,7 @@ func joinRequest(p app.Principal, b joinBody) (app.JoinRequest, error) {
 	if err != nil {
 		return app.JoinRequest{}, fieldError("mode", "%q is not spy, whisper or barge", b.Mode)
 	}
-	req := app.JoinRequest{CallID: b.CallID, Agent: b.Agent, Supervisor: b.Supervisor, Mode: mode}
-	switch p.Role {
-	case config.RoleSupervisor:
-		// A supervisor key acts as its own extension only.
-		if req.Supervisor != "" && req.Supervisor != p.Extension {
-			return app.JoinRequest{}, newError(http.StatusForbidden, codeNotOwnExtension,
-				"a supervisor key may only join its own extension %s", p.Extension)
-		}
-		req.Supervisor = p.Extension
-	case config.RoleAdmin:
-		// An admin key names the supervisor to call (any extension of its tenant; the app
-		// checks that it is one).
-		if req.Supervisor == "" {
-			return app.JoinRequest{}, fieldError("supervisor", "required with an admin key: the extension to call")
-		}
-	default:
-		return app.JoinRequest{}, newError(http.StatusForbidden, codeForbidden, "role %s may not supervise", p.Role)
-	}
-	return req, nil
+	return app.JoinRequest{CallID: b.CallID, Agent: b.Agent, Supervisor: b.Supervisor, Mode: mode}, nil
 }
 
 func validCallID(id string) bool {
@@ -146,7 +127,7 @@ func (s *Server) createSupervision(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := joinRequest(p, b)
+	req, err := joinRequest(b)
 	if err != nil {
 		return err
 	}
@@ -171,42 +152,20 @@ func (s *Server) createSupervision(c *echo.Context) error {
 
 // GET /v1/supervisions: the tenant's live sessions (a supervisor key sees its own).
 func (s *Server) listSupervisions(c *echo.Context) error {
-	p := principal(c)
-	list, err := s.cfg.Service.Supervisions(c.Request().Context(), p)
+	list, err := s.cfg.Service.Supervisions(c.Request().Context(), principal(c))
 	if err != nil {
 		return err
 	}
-	out := []sessionJSON{}
+	out := make([]sessionJSON, 0, len(list))
 	for _, sess := range list {
-		if sess.Tenant != p.Tenant || (p.Role == config.RoleSupervisor && sess.Supervisor != p.Extension) {
-			continue
-		}
 		out = append(out, s.sessionView(sess))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"supervisions": out})
 }
 
-// session fetches the session named by the path and checks that p may act on it: same
-// tenant (else 404, as if it did not exist) and, for a supervisor key, its own.
-func (s *Server) session(c *echo.Context, p app.Principal) (store.Session, error) {
-	id := c.Param("id")
-	sess, err := s.cfg.Service.Supervision(c.Request().Context(), p, id)
-	if err != nil {
-		return store.Session{}, err
-	}
-	if sess.Tenant != p.Tenant {
-		return store.Session{}, newError(http.StatusNotFound, codeNotFound, "no supervision %s", id)
-	}
-	if p.Role == config.RoleSupervisor && sess.Supervisor != p.Extension {
-		return store.Session{}, newError(http.StatusForbidden, codeNotOwnSession,
-			"supervision %s belongs to another supervisor", id)
-	}
-	return sess, nil
-}
-
 // GET /v1/supervisions/{id}
 func (s *Server) getSupervision(c *echo.Context) error {
-	sess, err := s.session(c, principal(c))
+	sess, err := s.cfg.Service.Supervision(c.Request().Context(), principal(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -232,13 +191,9 @@ func (s *Server) patchSupervision(c *echo.Context) error {
 	if err != nil {
 		return fieldError("mode", "%q is not spy, whisper or barge", b.Mode)
 	}
-	sess, err := s.session(c, p)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := s.detached(c.Request().Context())
 	defer cancel()
-	sess, err = s.cfg.Service.SetMode(ctx, p, sess.ID, mode)
+	sess, err := s.cfg.Service.SetMode(ctx, p, c.Param("id"), mode)
 	if err != nil {
 		return err
 	}
@@ -247,14 +202,9 @@ func (s *Server) patchSupervision(c *echo.Context) error {
 
 // DELETE /v1/supervisions/{id}: hang up the supervisor; 200 with the ended session.
 func (s *Server) deleteSupervision(c *echo.Context) error {
-	p := principal(c)
-	sess, err := s.session(c, p)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := s.detached(c.Request().Context())
 	defer cancel()
-	sess, err = s.cfg.Service.Leave(ctx, p, sess.ID)
+	sess, err := s.cfg.Service.Leave(ctx, principal(c), c.Param("id"))
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,8 @@ func (s *Server) idempotent(c *echo.Context, p app.Principal, key string, body [
 		status, eb = errorResponse(doErr)
 		if status >= 500 {
 			if _, err := s.cfg.Store.DeleteIdempotent(ctx, p.Tenant, storeKey, claim); err != nil {
-				s.log.Warn().Err(err).Str("tenant", p.Tenant).Msg("releasing an idempotency claim")
+				log := s.requestLog(c)
+				log.Warn().Err(err).Str("tenant", p.Tenant).Msg("releasing an idempotency claim")
 			}
 			return doErr
 		}
@@ -127,7 +128,8 @@ func (s *Server) idempotent(c *echo.Context, p app.Principal, key string, body [
 	}
 	if ok, err := s.cfg.Store.SwapIdempotent(ctx, p.Tenant, storeKey, claim, done, s.cfg.IdempotencyTTL); err != nil || !ok {
 		// The work is done; only a retry's replay is lost (it would wait, then get 409).
-		s.log.Warn().Err(err).Bool("swapped", ok).Str("tenant", p.Tenant).Msg("recording an idempotent answer")
+		log := s.requestLog(c)
+		log.Warn().Err(err).Bool("swapped", ok).Str("tenant", p.Tenant).Msg("recording an idempotent answer")
 	}
 	return c.JSONBlob(status, answer)
 }

@@ -16,27 +16,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/earpiece/earpiece/app"
 	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/dialplan"
-	"github.com/earpiece/earpiece/internal/asterisktest"
+	"github.com/earpiece/earpiece/internal/e2etest"
 	"github.com/earpiece/earpiece/internal/redistest"
 	"github.com/earpiece/earpiece/store"
 )
 
 // TestMain stops the shared test Asterisk after the tests, then checks for leaked goroutines.
-func TestMain(m *testing.M) {
-	code := asterisktest.Main(m)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(e2etest.Main(m)) }
 
 // Bootstrap keys of the test configuration (plain; the configuration holds their SHA-256).
 const (
@@ -50,12 +40,21 @@ const (
 // t0 is the tests' "now".
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
-func testDirectory(t testing.TB) *config.Directory {
+// testDirectory is the tests' configuration; the tenants named in signed require signed
+// requests (request_signatures: required).
+func testDirectory(t testing.TB, signed ...string) *config.Directory {
 	t.Helper()
+	sigs := func(tenant string) string {
+		if slices.Contains(signed, tenant) {
+			return "required"
+		}
+		return "optional"
+	}
 	y := fmt.Sprintf(`
 tenants:
   - id: acme
     supervision_enabled: true
+    request_signatures: %s
     extensions:
       - {number: "100", endpoint: PJSIP/100, role: agent}
       - {number: "101", endpoint: PJSIP/101, role: agent}
@@ -74,14 +73,15 @@ tenants:
       - {name: admin-key, role: admin, sha256: %s}
   - id: globex
     supervision_enabled: true
+    request_signatures: %s
     extensions:
       - {number: "300", endpoint: PJSIP/300, role: supervisor}
       - {number: "301", endpoint: PJSIP/301, role: agent}
     api_keys:
       - {name: admin-key, role: admin, sha256: %s}
       - {name: sup-key, role: supervisor, extension: "300", sha256: %s}
-`, config.SHA256Hex(keyAgent), config.SHA256Hex(keySup), config.SHA256Hex(keyAdmin),
-		config.SHA256Hex(keyGlobexAdmin), config.SHA256Hex(keyGlobexSup))
+`, sigs("acme"), config.SHA256Hex(keyAgent), config.SHA256Hex(keySup), config.SHA256Hex(keyAdmin),
+		sigs("globex"), config.SHA256Hex(keyGlobexAdmin), config.SHA256Hex(keyGlobexSup))
 	cfg, err := config.Decode(strings.NewReader(y))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -94,7 +94,9 @@ tenants:
 }
 
 // fakeService is an in-memory Service: it records which methods were called and serves
-// scripted calls and sessions. Like the app, it never shows one tenant another's sessions.
+// scripted calls and sessions. It applies the app's role rules (app.Principal's Authorize,
+// SupervisorFor and AuthorizeSession) as the App does, so the edge's answers to the app's
+// refusals are tested without Asterisk.
 type fakeService struct {
 	mu       sync.Mutex
 	called   []string
@@ -160,6 +162,9 @@ func (f *fakeService) count(name string) int {
 
 func (f *fakeService) Calls(ctx context.Context, p app.Principal) ([]app.Call, error) {
 	f.record("Calls")
+	if err := p.Authorize(app.PermSupervise); err != nil {
+		return nil, err
+	}
 	if f.onCalls != nil {
 		return f.onCalls()
 	}
@@ -182,11 +187,15 @@ func (f *fakeService) Join(ctx context.Context, p app.Principal, req app.JoinReq
 	if f.onJoin != nil {
 		return f.onJoin(ctx, p, req)
 	}
+	supervisor, err := p.SupervisorFor(req.Supervisor)
+	if err != nil {
+		return store.Session{}, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
 	s := store.Session{
-		ID: fmt.Sprintf("sup-new-%d", f.seq), Tenant: p.Tenant, Supervisor: req.Supervisor, Agent: req.Agent,
+		ID: fmt.Sprintf("sup-new-%d", f.seq), Tenant: p.Tenant, Supervisor: supervisor, Agent: req.Agent,
 		CallID: req.CallID, Origin: "api", Mode: req.Mode.String(), State: store.StateRinging,
 		StartedAt: t0, UpdatedAt: t0,
 	}
@@ -199,11 +208,14 @@ func (f *fakeService) Join(ctx context.Context, p app.Principal, req app.JoinReq
 
 func (f *fakeService) Supervisions(ctx context.Context, p app.Principal) ([]store.Session, error) {
 	f.record("Supervisions")
+	if err := p.Authorize(app.PermSupervise); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []store.Session
 	for _, s := range f.sessions {
-		if s.Tenant == p.Tenant && s.Live() {
+		if p.AuthorizeSession(s) == nil && s.Live() {
 			out = append(out, s)
 		}
 	}
@@ -213,8 +225,11 @@ func (f *fakeService) Supervisions(ctx context.Context, p app.Principal) ([]stor
 
 func (f *fakeService) get(p app.Principal, id string) (store.Session, error) {
 	s, ok := f.sessions[id]
-	if !ok || s.Tenant != p.Tenant {
+	if !ok {
 		return store.Session{}, &app.Error{Kind: app.ErrNotFound, Code: "no_such_supervision", Message: "no supervision " + id}
+	}
+	if err := p.AuthorizeSession(s); err != nil {
+		return store.Session{}, err
 	}
 	return s, nil
 }
@@ -261,7 +276,6 @@ type env struct {
 	svc *fakeService
 	cfg Config
 	srv *Server
-	hub *Hub
 }
 
 type option func(*Config)
@@ -285,29 +299,19 @@ func newEnv(t testing.TB, opts ...option) *env {
 	return e
 }
 
-// runHub starts a Hub for the env's config and stops it when the test ends.
-func (e *env) runHub() *Hub {
+// publish appends a notification to its tenant's event stream as package outbound does (the
+// notification's JSON, typed by its type) and returns the event id.
+func (e *env) publish(n app.Notification) string {
 	e.t.Helper()
-	h, err := NewHub(e.cfg)
+	data, err := json.Marshal(n)
 	if err != nil {
-		e.t.Fatalf("NewHub: %v", err)
+		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = h.Run(ctx)
-	}()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			e.t.Error("Hub.Run did not return after cancel")
-		}
-	})
-	e.hub = h
-	return h
+	id, err := e.st.PublishEvent(context.Background(), n.Tenant, n.Type, data)
+	if err != nil {
+		e.t.Fatalf("PublishEvent: %v", err)
+	}
+	return id
 }
 
 // do serves one request in-process. hdr is name, value pairs.
@@ -357,16 +361,4 @@ func apiErr(t testing.TB, rec *httptest.ResponseRecorder) errorDetail {
 		t.Errorf("error Content-Type = %q", ct)
 	}
 	return b.Error
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -1,12 +1,15 @@
-// Package webhooks is earpiece's HTTP edge, served by echo: health and readiness probes,
-// Prometheus metrics, and the /v1 API for CRMs and dashboards (calls in progress, supervision
-// sessions, API keys, live events over Server-Sent Events, webhook delivery records, the
-// OpenAPI document). It also owns outbound notifications: the Hub turns the app's
-// notifications into entries of each tenant's Redis event stream and signed webhook POSTs to
-// the tenant's CRM URLs.
+// Package webhooks is earpiece's CRM-facing HTTP edge, served by echo: health and readiness
+// probes, Prometheus metrics, and the /v1 API for CRMs and dashboards (calls in progress,
+// supervision sessions, API keys, live events over Server-Sent Events, webhook delivery records,
+// the OpenAPI document). The name is the product's: "webhooks" is what the CRM integration is
+// called, both ways. Sending the outbound webhooks themselves is package outbound's job; this
+// package only lists their delivery records.
 //
-// Handlers stay thin: authenticate, bind, validate, call the app, answer; errors become JSON
-// ({"error":{"code","message"}}) in one place (errorResponse).
+// Handlers stay thin: authenticate, bind, validate, call the app, answer. Who may do what is
+// the app's rule (app.Principal.Authorize and the App's methods); the edge has none of its own.
+// Errors become JSON ({"error":{"code","message"}}) in one place (errorResponse), with fixed
+// messages: the cause of a failure goes to the log with the request's X-Request-Id, never to
+// the client.
 package webhooks
 
 import (
@@ -22,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/earpiece/earpiece/app"
 	"github.com/earpiece/earpiece/config"
 )
 
@@ -42,7 +46,7 @@ const (
 	DefaultActionTimeout      = 30 * time.Second
 )
 
-// Config configures the server (New) and the notification hub (NewHub).
+// Config configures the server.
 type Config struct {
 	Listen   string
 	Checks   []Check
@@ -55,16 +59,11 @@ type Config struct {
 	// The /v1 API is served when Service is set; Directory and Store are then required.
 	Service Service
 	// Directory authenticates the configuration's bootstrap API keys and knows the tenants'
-	// extensions.
+	// extensions and which tenants require signed requests.
 	Directory *config.Directory
 	// Store holds API keys created through the API, idempotency records, event streams and
 	// webhook delivery records (*store.Store).
 	Store Store
-
-	// Endpoints are the tenants' webhook URLs (NewHub).
-	Endpoints []Endpoint
-	// Hub tunes outbound delivery (NewHub).
-	Hub HubOptions
 
 	// HeartbeatInterval is how often an idle event stream gets a comment line (15 s).
 	HeartbeatInterval time.Duration
@@ -78,11 +77,10 @@ type Config struct {
 	// the edge a Store on its own client with PoolSize above MaxStreams, so that dashboards
 	// cannot starve call handling of connections.
 	MaxStreams int
-	// SignatureTolerance is how far X-Earpiece-Timestamp may be from now (300 s).
+	// SignatureTolerance is how far X-Earpiece-Timestamp may be from now (300 s). Which
+	// requests must be signed is the configuration's (a tenant's request_signatures) and the
+	// key's (require_signatures).
 	SignatureTolerance time.Duration
-	// SignedTenants lists tenants whose every /v1 request must be signed, whatever the key
-	// (an API-created key can also require it on its own: require_signatures).
-	SignedTenants []string
 	// IdempotencyTTL is how long an Idempotency-Key's answer is kept (24 h).
 	IdempotencyTTL time.Duration
 	// IdempotencyWait is how long a duplicate request waits for the first one with the same
@@ -100,8 +98,6 @@ type Server struct {
 	echo *echo.Echo
 	http *http.Server
 
-	signed map[string]bool // tenants that require signatures
-
 	// closing is closed by Shutdown, so event streams (which never finish by themselves)
 	// end and http.Server.Shutdown can complete.
 	closing   chan struct{}
@@ -118,11 +114,6 @@ type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"` // the request field at fault, when there is one
-}
-
-// JSONError writes {"error":{"code","message"}} with status.
-func JSONError(c *echo.Context, status int, code, message string) error {
-	return c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: message}})
 }
 
 // New builds the server (not yet listening). It panics when Service is set without Directory
@@ -172,14 +163,10 @@ func New(cfg Config) *Server {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		echo:    e,
-		signed:  map[string]bool{},
 		closing: make(chan struct{}),
 	}
-	for _, t := range cfg.SignedTenants {
-		s.signed[t] = true
-	}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.recoverPanics, s.limitBody)
+	e.Use(s.requestID, s.recoverPanics, s.limitBody)
 
 	e.GET("/healthz", func(c *echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -202,14 +189,14 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// routes registers the /v1 API. Every route but the OpenAPI document authenticates first;
-// the roles allowed are listed per route.
+// routes registers the /v1 API. Every route but the OpenAPI document authenticates first,
+// then needs the app's permission listed per route.
 func (s *Server) routes() {
 	v1 := s.echo.Group("/v1")
 	auth := s.authenticate
 	var (
-		sup   = s.allow(config.RoleSupervisor, config.RoleAdmin)
-		admin = s.allow(config.RoleAdmin)
+		sup   = s.allow(app.PermSupervise)
+		admin = s.allow(app.PermAdminister)
 	)
 	v1.GET("/openapi.json", s.openAPI)
 	v1.GET("/calls", s.listCalls, auth, sup)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/earpiece/earpiece/app"
+	"github.com/earpiece/earpiece/internal/e2etest"
 	"github.com/earpiece/earpiece/store"
 )
 
@@ -99,7 +100,7 @@ func TestIdempotentConcurrentDuplicates(t *testing.T) {
 			recs[i] = e.do(http.MethodPost, "/v1/supervisions", keySup, `{"agent":"100","mode":"barge"}`, HeaderIdempotencyKey, "dup")
 		})
 	}
-	waitFor(t, 5*time.Second, "the first Join", func() bool { return e.svc.count("Join") == 1 })
+	e2etest.WaitFor(t, 5*time.Second, "the first Join", func() bool { return e.svc.count("Join") == 1 })
 	time.Sleep(50 * time.Millisecond) // let the duplicates reach their wait loop (they would also pass without)
 	close(release)
 	wg.Wait()
@@ -124,7 +125,7 @@ func TestIdempotencyWaitsThen409(t *testing.T) {
 	go func() {
 		done <- e.do(http.MethodPost, "/v1/supervisions", keySup, `{"agent":"100","mode":"spy"}`, HeaderIdempotencyKey, "slow")
 	}()
-	waitFor(t, 5*time.Second, "the first Join", func() bool { return e.svc.count("Join") == 1 })
+	e2etest.WaitFor(t, 5*time.Second, "the first Join", func() bool { return e.svc.count("Join") == 1 })
 	// The claim is short-lived, so that a crash half-way does not block retries for a day.
 	if ttl := e.rdb.PTTL(t.Context(), store.Prefix+"idem:acme:http:POST:/v1/supervisions:slow").Val(); ttl <= 0 || ttl > 2*DefaultActionTimeout {
 		t.Errorf("claim TTL = %v, want at most %v", ttl, 2*DefaultActionTimeout)

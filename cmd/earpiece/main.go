@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/dialplan"
+	"github.com/earpiece/earpiece/outbound"
 	"github.com/earpiece/earpiece/store"
 	"github.com/earpiece/earpiece/webhooks"
 )
@@ -101,13 +103,27 @@ func loadConfig(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
+// loadServeConfig is loadConfig plus what serve alone refuses: published sample credentials
+// on a listener others can reach (config.CheckExposure). check-config runs it too, so that a
+// configuration it passes is one serve starts with (no crash loop in a container).
+func loadServeConfig(path string) (*config.Config, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckExposure(); err != nil {
+		return nil, fmt.Errorf("config %q: %w", path, err)
+	}
+	return cfg, nil
+}
+
 func checkConfig(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadServeConfig(*path)
 	if err != nil {
 		return err
 	}
@@ -163,6 +179,7 @@ func healthcheck(args []string) error {
 	return nil
 }
 
+// serve runs the service until SIGINT or SIGTERM.
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	path := configFlag(fs)
@@ -176,57 +193,114 @@ func serve(args []string, stderr io.Writer) error {
 		return fmt.Errorf("--log-level=%q: %w", *level, err)
 	}
 	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Str("service", "earpiece").Logger()
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	dir, err := config.NewDirectory(cfg)
+	// go-redis logs through a package-global logger (plain text on stderr by default): route it
+	// into this JSON log.
+	redis.SetLogger(redisLogger{log: log.With().Str("component", "redis").Logger()})
+	cfg, err := loadServeConfig(*path)
 	if err != nil {
 		return err
 	}
 	if *instance == "" {
 		*instance, _ = os.Hostname()
 	}
-
+	svc, err := build(cfg, *instance, log)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	log.Info().Str("listen", cfg.HTTP.Listen).Str("ari", config.RedactURL(cfg.ARI.URL)).Str("instance", *instance).Msg("earpiece started")
+	return svc.run(ctx)
+}
 
+// service is earpiece's running parts as build wires them; run starts them and stops them in
+// order. Its fields are the small interfaces run needs, so that run can be tested with fakes.
+type service struct {
+	log   zerolog.Logger
+	web   httpServer
+	app   runner    // the Stasis app, fed by the ARI client's events
+	ari   ariClient // the ARI events socket, and the REST client the app calls
+	hub   runner    // outbound notifications: event streams and webhooks
+	redis []io.Closer
+}
+
+// runner is a component that works until its ctx ends.
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// runFunc adapts a function to runner.
+type runFunc func(ctx context.Context) error
+
+func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// httpServer is the HTTP edge (*webhooks.Server).
+type httpServer interface {
+	ListenAndServe() error
+	Shutdown(ctx context.Context) error
+}
+
+// ariClient is the ARI client (*ari.Client): its events socket runs until ctx ends; its REST
+// client's idle connections are closed once nothing will call Asterisk any more.
+type ariClient interface {
+	runner
+	CloseIdleConnections()
+}
+
+// build wires the components from the configuration. It starts nothing: no connection is made
+// until run.
+func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, error) {
+	dir, err := config.NewDirectory(cfg)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	rdb, edgeRDB, err := redisClients(cfg.Redis.URL)
 	if err != nil {
-		return fmt.Errorf("redis url: %w", err)
+		return nil, err
 	}
-	// Without it go-redis ignores ctx deadlines on reads and writes: a frozen Redis would hold
-	// every call for its own timeout, whatever the session asked for.
-	ropts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(ropts)
-	st := store.New(rdb, store.Options{})
+	st, edgeStore := store.New(rdb, store.Options{}), store.New(edgeRDB, store.Options{})
+	closeRedis := func() {
+		for _, c := range []*redis.Client{edgeRDB, rdb} {
+			_ = c.Close()
+		}
+	}
 
 	client, err := ari.New(ari.Config{
 		BaseURL: cfg.ARI.URL, User: cfg.ARI.User, Password: cfg.ARI.Password, App: cfg.ARI.App,
 		Logger: log.With().Str("component", "ari").Logger(),
 	})
 	if err != nil {
-		return fmt.Errorf("ari client: %w", err)
+		closeRedis()
+		return nil, fmt.Errorf("ari client: %w", err)
 	}
 	registerARIStats(reg, client)
 
-	// The HTTP edge gets its own Redis client: every open event stream holds a connection while
-	// it waits, and dashboards must not starve call handling of connections.
-	eopts := *ropts
-	eopts.PoolSize = 128
-	edgeRDB := redis.NewClient(&eopts)
-	edgeStore := store.New(edgeRDB, store.Options{})
-	wcfg := webhooks.Config{
+	hub, err := outbound.New(outbound.Config{
+		Store:      edgeStore,
+		Endpoints:  webhookEndpoints(cfg),
+		Logger:     log.With().Str("component", "outbound").Logger(),
+		Registerer: reg,
+	})
+	if err != nil {
+		closeRedis()
+		return nil, fmt.Errorf("outbound webhooks: %w", err)
+	}
+	sup := app.New(app.Config{
+		AppName: cfg.ARI.App, Instance: instance,
+		Logger:     log.With().Str("component", "app").Logger(),
+		Registerer: reg,
+		Notifier:   hub,
+	}, client, st, dir)
+	web := webhooks.New(webhooks.Config{
 		Listen:    cfg.HTTP.Listen,
 		Gatherer:  reg,
 		Logger:    log.With().Str("component", "http").Logger(),
+		Service:   sup,
 		Directory: dir,
 		Store:     edgeStore,
-		Endpoints: webhookEndpoints(cfg),
-		Hub:       webhooks.HubOptions{Registerer: reg},
 		Checks: []webhooks.Check{
 			{Name: "redis", Fn: st.Ping},
 			{Name: "ari", Fn: func(context.Context) error {
@@ -236,82 +310,113 @@ func serve(args []string, stderr io.Writer) error {
 				return nil
 			}},
 		},
-	}
-	hub, err := webhooks.NewHub(wcfg)
-	if err != nil {
-		return fmt.Errorf("webhooks: %w", err)
-	}
-	sup := app.New(app.Config{
-		AppName: cfg.ARI.App, Instance: *instance,
-		Logger:     log.With().Str("component", "app").Logger(),
-		Registerer: reg,
-		Notifier:   hub,
-	}, client, st, dir)
-	wcfg.Service = sup
-	web := webhooks.New(wcfg)
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- hub.Run(hubCtx) }()
+	})
+	return &service{
+		log: log,
+		web: web,
+		app: runFunc(func(ctx context.Context) error { return sup.Run(ctx, client.Events()) }),
+		ari: client,
+		hub: hub,
+		// Closed in this order, last of all.
+		redis: []io.Closer{edgeRDB, rdb},
+	}, nil
+}
 
-	// The ARI socket and the app run until ctx is cancelled; the app's context is separate so
-	// the shutdown order below decides when it stops.
+// redisClients makes the Redis clients: one for call handling, and one for the HTTP edge.
+func redisClients(url string) (calls, edge *redis.Client, err error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		// The URL may carry a password: the message shows it redacted.
+		return nil, nil, fmt.Errorf("redis url %q: %s", config.RedactURL(url), config.RedactError(err, url))
+	}
+	// Without it go-redis ignores ctx deadlines on reads and writes: a frozen Redis would hold
+	// every call for its own timeout, whatever the session asked for.
+	opts.ContextTimeoutEnabled = true
+	// The HTTP edge gets its own Redis client: every open event stream holds a connection while
+	// it waits, and dashboards must not starve call handling of connections.
+	eopts := *opts
+	eopts.PoolSize = 128
+	return redis.NewClient(opts), redis.NewClient(&eopts), nil
+}
+
+// run starts the components and waits for ctx (SIGINT, SIGTERM), or for the HTTP server or the
+// app to stop by themselves; then it stops everything in order and returns why it stopped (nil
+// for ctx, else the error of the component that stopped first).
+func (s *service) run(ctx context.Context) error {
+	// Each component runs under a context of its own, so the shutdown order below, not ctx,
+	// decides when it stops.
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
 	ariCtx, stopARI := context.WithCancel(context.Background())
+	defer stopARI()
 	appCtx, stopApp := context.WithCancel(context.Background())
-	ariDone := make(chan error, 1)
-	go func() { ariDone <- client.Run(ariCtx) }()
-	appDone := make(chan error, 1)
-	go func() { appDone <- sup.Run(appCtx, client.Events()) }()
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- web.ListenAndServe() }()
-	log.Info().Str("listen", cfg.HTTP.Listen).Str("ari", cfg.ARI.URL).Str("instance", *instance).Msg("earpiece started")
+	defer stopApp()
+	hubDone := goRun(func() error { return s.hub.Run(hubCtx) })
+	ariDone := goRun(func() error { return s.ari.Run(ariCtx) })
+	appDone := goRun(func() error { return s.app.Run(appCtx) })
+	httpDone := goRun(s.web.ListenAndServe)
 
 	var runErr error
-	appStopped := false // App.Run returned first: its result is taken, do not wait for it again
+	// A component that returned first: its result is taken, do not wait for it again.
+	appStopped, httpStopped := false, false
 	select {
 	case <-ctx.Done():
 	case runErr = <-httpDone:
+		httpStopped = true
 	case runErr = <-appDone:
 		appStopped = true
 	}
-	log.Info().AnErr("cause", runErr).Msg("shutting down")
+	s.log.Info().AnErr("cause", runErr).Msg("shutting down")
 
 	// Shutdown order:
 	// 1. Stop HTTP first (it also ends the event streams): no new API work starts while
 	//    sessions are being ended.
 	hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if err := web.Shutdown(hctx); err != nil {
-		log.Warn().Err(err).Msg("http shutdown")
+	if err := s.web.Shutdown(hctx); err != nil {
+		s.log.Warn().Err(err).Msg("http shutdown")
 	}
 	cancel()
+	if !httpStopped {
+		<-httpDone // ListenAndServe returns as soon as Shutdown starts
+	}
 	// 2. Stop the app: it takes no new Stasis work and ends its sessions (each teardown runs
 	//    under its own timeout), which still needs the ARI client and Redis.
 	stopApp()
 	if !appStopped {
 		<-appDone
 	}
-	// 3. Close the ARI socket: nothing is left to receive events for.
+	// 3. Close the ARI socket: nothing is left to receive events for. Then close the REST
+	//    client's idle connections: the app made its last call in step 2.
 	stopARI()
 	<-ariDone
+	s.ari.CloseIdleConnections()
 	// 4. Stop the notification hub: the sessions' last notifications are queued by now;
 	//    deliveries still waiting for a retry are dropped (their records say "retrying").
 	stopHub()
 	<-hubDone
 	// 5. Close Redis last: teardown, audit and notification writes above needed it.
-	for _, c := range []*redis.Client{edgeRDB, rdb} {
+	for _, c := range s.redis {
 		if err := c.Close(); err != nil {
-			log.Warn().Err(err).Msg("redis close")
+			s.log.Warn().Err(err).Msg("redis close")
 		}
 	}
-	log.Info().Msg("stopped")
+	s.log.Info().Msg("stopped")
 	return runErr
 }
 
+// goRun runs f in a goroutine; its result arrives on the returned channel.
+func goRun(f func() error) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return done
+}
+
 // webhookEndpoints lists every tenant's outbound webhook receivers.
-func webhookEndpoints(cfg *config.Config) []webhooks.Endpoint {
-	var out []webhooks.Endpoint
+func webhookEndpoints(cfg *config.Config) []outbound.Endpoint {
+	var out []outbound.Endpoint
 	for _, t := range cfg.Tenants {
 		for _, w := range t.Webhooks {
-			out = append(out, webhooks.Endpoint{Tenant: t.ID, URL: w.URL, Secret: w.Secret})
+			out = append(out, outbound.Endpoint{Tenant: t.ID, URL: w.URL, Secret: w.Secret})
 		}
 	}
 	return out
@@ -329,6 +434,14 @@ func registerARIStats(reg prometheus.Registerer, c *ari.Client) {
 		counter("earpiece_ari_reconnects_total", "ARI events socket reconnections.", func(s ari.Stats) uint64 { return s.Reconnects }),
 		counter("earpiece_ari_decode_errors_total", "ARI events that could not be decoded.", func(s ari.Stats) uint64 { return s.DecodeErrors }),
 	)
+}
+
+// redisLogger writes go-redis's log lines (connection pool and reconnection notes) as warnings
+// of the JSON log.
+type redisLogger struct{ log zerolog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn().Msg(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 func envOr(name, def string) string {

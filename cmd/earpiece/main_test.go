@@ -48,6 +48,9 @@ func TestRenderOneTenant(t *testing.T) {
 
 func TestCheckConfig(t *testing.T) {
 	t.Setenv("EARPIECE_CONFIG", "")
+	// As compose runs it: listening on 0.0.0.0 in the container, published on the host's
+	// loopback (see TestServeRefusesSampleCredentialsBeyondLoopback).
+	t.Setenv("EARPIECE_HTTP_PUBLISHED", "127.0.0.1")
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config", "--config", "../../docker/earpiece.yaml"}, &out, &errb); code != 0 {
 		t.Fatalf("valid config: exit %d: %s", code, errb.String())

@@ -44,6 +44,7 @@ type Call struct {
 	// Set before the call is published (p.calls, AwaitIncoming), read-only afterwards.
 	uac        *sipgo.DialogClientSession
 	uas        *sipgo.DialogServerSession
+	inviteTx   sip.ServerTransaction // incoming: the INVITE's transaction, for the final response
 	key        string
 	offer      sdpAudio // incoming: the caller's offer
 	local      []byte   // our SDP, repeated in answers to re-INVITE/UPDATE
@@ -194,7 +195,7 @@ func (c *Call) abort(cause error) {
 func (c *Call) finish(code int, reason string) error {
 	if code == sip.StatusOK {
 		c.media.startSending()
-		if err := c.uas.RespondSDP(c.local); err != nil {
+		if err := c.answer(); err != nil {
 			c.end(fmt.Errorf("answer: %w", err))
 			return fmt.Errorf("answer: %w", err)
 		}
@@ -202,12 +203,59 @@ func (c *Call) finish(code int, reason string) error {
 		c.log.Debug().Str("remote_rtp", c.offer.Addr.String()).Msg("call answered")
 		return nil
 	}
-	err := c.uas.Respond(code, reason, nil)
+	err := c.reject(code, reason)
 	c.end(&StatusError{Code: code, Reason: reason})
 	if err != nil {
 		return fmt.Errorf("respond %d: %w", code, err)
 	}
 	return nil
+}
+
+// answer sends 200 OK with our SDP and waits for the ACK, repeating the 200 meanwhile (RFC 3261
+// section 13.3.1.4), as sipgo's DialogServerSession.WriteResponse would; but sipgo's wait ends
+// only with the ACK or after 64*T1 (32 s), and this one also when the phone closes. The dialog
+// is confirmed by the ACK (onAck: ReadAck), which is what Bye needs.
+func (c *Call) answer() error {
+	res := sip.NewSDPResponseFromRequest(c.uas.InviteRequest, c.local)
+	res.AppendHeader(c.p.contact.Clone())
+	c.uas.InviteResponse = res
+	states := c.uas.StateRead() // before the 200 goes out: the ACK may come at once
+	if err := c.inviteTx.Respond(res); err != nil {
+		return err
+	}
+	interval := sip.T1
+	repeat := time.NewTimer(interval)
+	defer repeat.Stop()
+	giveUp := time.NewTimer(64 * sip.T1)
+	defer giveUp.Stop()
+	for {
+		select {
+		case s := <-states:
+			switch s {
+			case sip.DialogStateConfirmed:
+				return nil
+			case sip.DialogStateEnded:
+				return ErrCallEnded
+			}
+		case <-repeat.C:
+			if err := c.inviteTx.Respond(res); err != nil {
+				return err
+			}
+			interval = min(2*interval, sip.T2)
+			repeat.Reset(interval)
+		case <-giveUp.C:
+			return errors.New("no ACK for 200 OK")
+		case <-c.p.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// reject sends a final error response on the INVITE transaction, which repeats it until the ACK
+// (or Timer H) on its own; unlike sipgo's DialogServerSession.Respond, it does not wait for the
+// ACK, so a caller that is gone cannot hold the handler (and Close) for 32 s.
+func (c *Call) reject(code int, reason string) error {
+	return c.inviteTx.Respond(sip.NewResponseFromRequest(c.uas.InviteRequest, code, reason, nil))
 }
 
 // ring holds a ringing call until a decision, the caller's CANCEL, or Close.
@@ -218,7 +266,7 @@ func (c *Call) ring() {
 	case <-c.uas.Context().Done(): // CANCEL (sipgo has already sent 487), or the transaction died
 		c.end(ErrCanceled)
 	case <-c.p.ctx.Done():
-		_ = c.uas.Respond(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil)
+		_ = c.reject(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable")
 		c.end(ErrClosed)
 	}
 }
@@ -259,6 +307,8 @@ func (c *Call) decideRinging(ctx context.Context, code int, reason string) error
 	select {
 	case c.decide <- d:
 	case <-c.done:
+		return ErrNotRinging
+	case <-c.answered: // answered meanwhile (AutoAnswer, or another Answer)
 		return ErrNotRinging
 	case <-ctx.Done():
 		return ctx.Err()
@@ -303,6 +353,22 @@ func (c *Call) Hangup(ctx context.Context) error {
 		return fmt.Errorf("hangup %s: %w", c.callID, err)
 	}
 	return nil
+}
+
+// hangupOnClose ends the call for Phone.Close. An incoming call not answered yet is left to the
+// goroutine that owns its INVITE: ringing, it answers 480 once the phone's context ends; being
+// answered, it gives up or completes, and is then hung up like any established call.
+func (c *Call) hangupOnClose(ctx context.Context) error {
+	if c.dir == Incoming && !c.isAnswered() {
+		select {
+		case <-c.done:
+			return nil
+		case <-c.answered:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return c.Hangup(ctx)
 }
 
 // SetTone changes what we send: one tone of hz, or silence for 0.
@@ -375,6 +441,16 @@ func (c *Call) LongestAbsence(hz float64, since, until time.Time) time.Duration 
 // Gaps lists the stretches in [since, until) where audio packets stopped arriving for more than
 // half a frame beyond their due time.
 func (c *Call) Gaps(since, until time.Time) []Gap { return c.media.rx.gaps(since, until) }
+
+// LateArrival is the longest that an audio frame received in [since, until) arrived after its
+// time, as its RTP timestamp gives it against the frames of the window that came soonest: how
+// long something upstream (the sending phone, Asterisk) held the audio back before letting it go
+// in a burst, for instance when the test machine starved it of CPU. An absence up to this long
+// is such a stall rather than lost audio: frames that never come leave a jump in the timestamps,
+// and no lateness. Zero since means the call's start, zero until means now.
+func (c *Call) LateArrival(since, until time.Time) time.Duration {
+	return c.media.rx.lateArrival(since, until)
+}
 
 // SenderStall is the longest time our sender fell behind its 20 ms schedule for a frame due in
 // [since, until) because this process did not get the CPU (the frames then go out in a burst).

@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// The tone plan of the end-to-end tests (see ASTERISK-FACTS.md): each party sends one tone, and a
+// The tone plan of the end-to-end tests: each party sends one tone, and a
 // test judges who hears whom by the tones a phone receives.
 const (
 	ToneCustomer   = 440.0

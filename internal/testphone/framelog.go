@@ -54,6 +54,7 @@ type DTMFEvent struct {
 type rxFrame struct {
 	at      time.Time
 	seq     uint16
+	ts      uint32 // RTP timestamp
 	ssrc    uint32
 	samples int
 	levels  []float64
@@ -185,6 +186,48 @@ func (l *frameLog) longestAbsence(hz float64, since, until time.Time) time.Durat
 	}
 	step(until, 0)
 	return longest
+}
+
+// lateArrival is the longest that a frame arriving in [since, until) came after its time, where a
+// frame's time is what its RTP timestamp makes of it against the frames of its stream in the
+// window that came soonest. A stall upstream (the sending phone starved of CPU, Asterisk too)
+// holds frames back and then lets them go in a burst: they come late for their timestamps.
+// Frames that are never sent (a real gap) leave a jump in the timestamps instead, and no
+// lateness. A stream is one SSRC without a timestamp discontinuity of a second or more.
+func (l *frameLog) lateArrival(since, until time.Time) time.Duration {
+	since, until = l.bounds(since, until)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lo, hi := l.windowLocked(since, until.Add(1))
+	var worst time.Duration
+	for start := lo; start < hi; {
+		end := start + 1
+		for end < hi && sameStream(&l.frames[end-1], &l.frames[end]) {
+			end++
+		}
+		first := &l.frames[start]
+		soonest := time.Duration(0) // transit of the soonest frame, relative to the first
+		for i := start + 1; i < end; i++ {
+			soonest = min(soonest, transit(first, &l.frames[i]))
+		}
+		for i := start; i < end; i++ {
+			worst = max(worst, transit(first, &l.frames[i])-soonest)
+		}
+		start = end
+	}
+	return worst
+}
+
+// transit is how much later than ref frame f arrived than its RTP timestamp says it should have.
+func transit(ref, f *rxFrame) time.Duration {
+	media := time.Duration(int32(f.ts-ref.ts)) * time.Second / sampleRate
+	return f.at.Sub(ref.at) - media
+}
+
+// sameStream says whether b continues a's RTP stream: same SSRC, timestamps and arrival times
+// within a second of each other.
+func sameStream(a, b *rxFrame) bool {
+	return a.ssrc == b.ssrc && transit(a, b).Abs() < time.Second
 }
 
 func (l *frameLog) gaps(since, until time.Time) []Gap {

@@ -96,3 +96,58 @@ func TestToneScan(t *testing.T) {
 		}
 	}
 }
+
+// TestLateArrival: frames held back upstream and then let go in a burst arrive late for their RTP
+// timestamps; frames never sent leave a jump in the timestamps and no lateness; another stream
+// (SSRC) is judged on its own.
+func TestLateArrival(t *testing.T) {
+	det, err := newDetector(Detector{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	type frame struct {
+		ssrc           uint32
+		media, arrival int // ms
+	}
+	steady := func(ssrc uint32, from, to int) (out []frame) {
+		for k := from; k < to; k++ {
+			out = append(out, frame{ssrc, 20 * k, 20*k + 20})
+		}
+		return out
+	}
+	burst := steady(1, 0, 3)
+	for k := 3; k < 7; k++ { // held back from 60 ms on, let go at 160 ms
+		burst = append(burst, frame{1, 20 * k, 160 + k})
+	}
+	burst = append(burst, steady(1, 8, 12)...)
+	dropped := append(steady(1, 0, 3), steady(1, 8, 12)...) // 100 ms never sent
+	other := steady(1, 0, 5)
+	for _, f := range steady(2, 5, 10) {
+		f.media += 7_000_000 // another timestamp base
+		other = append(other, f)
+	}
+	for _, c := range []struct {
+		name   string
+		frames []frame
+		want   time.Duration
+	}{
+		{"steady", steady(1, 0, 10), 0},
+		{"stall and burst", burst, ms(163 - 80)},
+		{"frames never sent", dropped, 0},
+		{"second stream", other, 0},
+	} {
+		l := newFrameLog(det)
+		l.start = t0
+		for i, f := range c.frames {
+			l.addAudio(rxFrame{
+				at: t0.Add(ms(f.arrival)), seq: uint16(i), ssrc: f.ssrc,
+				ts: 1000 + uint32(f.media*sampleRate/1000), samples: frameSamples,
+			})
+		}
+		if got := l.lateArrival(t0, t0.Add(time.Second)); (got - c.want).Abs() > time.Microsecond {
+			t.Errorf("%s: late arrival %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -77,6 +77,7 @@ type sendState struct {
 	sinceEvent int // audio ticks since the last event ended
 	sent       []DTMFEvent
 	stalls     []stall
+	pending    time.Time // due time of the next frame while the sender runs; zero otherwise
 }
 
 type dtmfJob struct {
@@ -169,10 +170,12 @@ func (m *media) close() {
 
 // send paces frames on an absolute 20 ms schedule. When the process was starved and the
 // goroutine wakes late, it sends the frames that fell due in a burst (so RTP timestamps and the
-// frame count stay right) and records the stall; after more than maxBurst frames of delay the
-// backlog is dropped as lost.
+// frame count stay right); after more than maxBurst frames of delay the backlog is dropped as
+// lost. How late each frame went out is recorded (tick), for SenderStall.
 func (m *media) send() {
 	next := time.Now()
+	m.setPending(next)
+	defer m.setPending(time.Time{})
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -182,17 +185,17 @@ func (m *media) send() {
 		case <-timer.C:
 		}
 		now := time.Now()
-		if late := now.Sub(next); late > stallThreshold {
-			m.noteStall(next, late)
-		}
 		for n := 0; !next.After(now); n++ {
 			if n == maxBurst {
-				m.skip(now.Sub(next)/frameDuration + 1)
-				next = next.Add((now.Sub(next)/frameDuration + 1) * frameDuration)
+				lost := now.Sub(next)/frameDuration + 1
+				m.skip(lost)
+				next = next.Add(lost * frameDuration)
+				m.setPending(next)
 				break
 			}
 			m.tick(next)
 			next = next.Add(frameDuration)
+			m.setPending(next)
 		}
 		timer.Reset(time.Until(next))
 	}
@@ -203,19 +206,23 @@ const (
 	stallThreshold = frameDuration / 2 // lateness worth recording
 )
 
+// stall is a frame that went out late: due at due, its packets written late after that.
 type stall struct {
-	due  time.Time     // when the first late frame was due
-	late time.Duration // how late it went out
+	due  time.Time
+	late time.Duration
 }
 
-func (m *media) noteStall(due time.Time, late time.Duration) {
+func (m *media) setPending(due time.Time) {
 	m.tx.mu.Lock()
 	defer m.tx.mu.Unlock()
-	m.tx.stalls = append(m.tx.stalls, stall{due, late})
+	m.tx.pending = due
 }
 
-// longestStall is the longest lateness of a frame due in [since, until).
+// longestStall is the longest lateness of a frame due in [since, until) that went out after
+// since, counting the frame that is overdue right now (the sender is starved at this moment) as
+// late by how long it has been due.
 func (m *media) longestStall(since, until time.Time) time.Duration {
+	now := time.Now()
 	m.tx.mu.Lock()
 	defer m.tx.mu.Unlock()
 	var worst time.Duration
@@ -223,6 +230,9 @@ func (m *media) longestStall(since, until time.Time) time.Duration {
 		if s.due.Add(s.late).After(since) && s.due.Before(until) {
 			worst = max(worst, s.late)
 		}
+	}
+	if p := m.tx.pending; !p.IsZero() && p.Before(until) && now.Sub(p) > stallThreshold {
+		worst = max(worst, now.Sub(p))
 	}
 	return worst
 }
@@ -236,9 +246,10 @@ func (m *media) skip(n time.Duration) {
 
 // tick builds and sends what the next 20 ms of timeline carries: an audio frame, or the packets of
 // a telephone event. Every tick advances the RTP timestamp by one frame, so audio after an event
-// continues the timeline (RFC 4733 section 2.5.1.1).
-func (m *media) tick(now time.Time) {
-	pkts, finished := m.build(now, false)
+// continues the timeline (RFC 4733 section 2.5.1.1). due is when the frame was due; its lateness
+// is taken once its packets are written, so a preemption anywhere before the write counts.
+func (m *media) tick(due time.Time) {
+	pkts, finished := m.build(due, false)
 	dst := m.remote.Load()
 	for _, p := range pkts {
 		if dst == nil {
@@ -251,13 +262,13 @@ func (m *media) tick(now time.Time) {
 			break
 		}
 	}
-	if len(finished) == 0 {
-		return
-	}
-	end := time.Now()
+	sent := time.Now()
 	m.tx.mu.Lock()
+	if late := sent.Sub(due); late > stallThreshold {
+		m.tx.stalls = append(m.tx.stalls, stall{due, late})
+	}
 	for _, j := range finished {
-		m.tx.sent = append(m.tx.sent, DTMFEvent{Digit: j.digit, Start: j.start, End: end})
+		m.tx.sent = append(m.tx.sent, DTMFEvent{Digit: j.digit, Start: j.start, End: sent})
 	}
 	m.tx.mu.Unlock()
 	for _, j := range finished {
@@ -438,7 +449,7 @@ func (m *media) receive() {
 			levels := make([]float64, len(det.watch))
 			present, rms := det.measure(samples, levels)
 			m.rx.addAudio(rxFrame{
-				at: at, seq: p.SequenceNumber, ssrc: p.SSRC, samples: len(samples),
+				at: at, seq: p.SequenceNumber, ts: p.Timestamp, ssrc: p.SSRC, samples: len(samples),
 				levels: levels, present: present, rms: rms,
 			})
 		case pt == m.eventPT.Load() && len(p.Payload) >= 4:

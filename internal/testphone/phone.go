@@ -82,7 +82,7 @@ type Phone struct {
 	cfg     Config
 	log     zerolog.Logger
 	det     *detector
-	conn    *net.UDPConn
+	sip     *sipStack // socket, user agent, and their shutdown
 	addr    netip.AddrPort
 	ua      *sipgo.UserAgent
 	client  *sipgo.Client
@@ -90,19 +90,21 @@ type Phone struct {
 	contact sip.ContactHeader
 
 	// ctx ends when Close starts: in-flight Call()s and ringing calls watch it.
-	ctx       context.Context
-	cancel    context.CancelFunc
-	serveDone chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	// mu guards the phone's call table and lifecycle. Handlers and Call() register in `active`
-	// only while !closed, so Close can wait for all of them.
+	// mu guards the phone's call table and lifecycle. Call() registers in sip.work only while
+	// !closed; handlers register there until Close stops taking work, so Close can wait for all.
 	mu            sync.Mutex
 	closed        bool
-	active        sync.WaitGroup
 	calls         map[string]*Call // by dialog key
 	incoming      []*Call          // delivered, not yet taken by AwaitIncoming
 	incomingReady chan struct{}    // capacity 1: "incoming may be non-empty"
 	reg           *registration
+
+	// testHookProvisional, when set before a Call, runs once that call has seen a provisional
+	// response (from then on, cancelling the Call sends CANCEL).
+	testHookProvisional func()
 
 	closeOnce sync.Once
 	closeErr  error
@@ -135,101 +137,44 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	}
 	log := cfg.Logger.With().Str("phone", cfg.User).Logger()
 
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp4", "127.0.0.1:0")
+	st, err := newSIPStack(ctx, log, "earpiece-testphone")
 	if err != nil {
-		return nil, fmt.Errorf("testphone: bind sip: %w", err)
-	}
-	conn := pc.(*net.UDPConn)
-	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-
-	sl := newSlog(log)
-	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent("earpiece-testphone"),
-		sipgo.WithUserAgentHostname(addr.Addr().String()),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sl)),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sl)),
-	)
-	if err != nil {
-		conn.Close()
 		return nil, fmt.Errorf("testphone: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sl))
-	if err != nil {
-		ua.Close()
-		conn.Close()
-		return nil, fmt.Errorf("testphone: %w", err)
-	}
-	// Requests leave through the listening socket, so Via, Contact and the source port agree.
-	client, err := sipgo.NewClient(ua,
-		sipgo.WithClientLogger(sl),
-		sipgo.WithClientHostname(addr.Addr().String()),
-		sipgo.WithClientPort(int(addr.Port())),
-		sipgo.WithClientConnectionAddr(addr.String()),
-	)
-	if err != nil {
-		ua.Close()
-		conn.Close()
-		return nil, fmt.Errorf("testphone: %w", err)
-	}
-
+	addr := st.addr
 	p := &Phone{
 		cfg:    cfg,
 		log:    log,
 		det:    det,
-		conn:   conn,
+		sip:    st,
 		addr:   addr,
-		ua:     ua,
-		client: client,
+		ua:     st.ua,
+		client: st.client,
 		contact: sip.ContactHeader{Address: sip.Uri{
 			Scheme: "sip", User: cfg.User, Host: addr.Addr().String(), Port: int(addr.Port()),
 		}},
-		serveDone:     make(chan struct{}),
 		calls:         make(map[string]*Call),
 		incomingReady: make(chan struct{}, 1),
 	}
-	p.dialogs = &sipgo.DialogUA{Client: client, ContactHDR: p.contact}
+	p.dialogs = &sipgo.DialogUA{Client: st.client, ContactHDR: p.contact}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 
-	srv.OnInvite(p.handle(p.onInvite))
-	srv.OnAck(p.handle(p.onAck))
-	srv.OnBye(p.handle(p.onBye))
-	srv.OnCancel(p.handle(p.onCancel))
-	srv.OnUpdate(p.handle(p.onUpdate))
-	srv.OnOptions(p.handle(p.onOptions))
-	srv.OnInfo(p.handle(p.onOK))
-	srv.OnNotify(p.handle(p.onOK))
+	srv := st.srv
+	srv.OnInvite(st.handle(p.onInvite))
+	srv.OnAck(st.handle(p.onAck))
+	srv.OnBye(st.handle(p.onBye))
+	srv.OnCancel(st.handle(p.onCancel))
+	srv.OnUpdate(st.handle(p.onUpdate))
+	srv.OnOptions(st.handle(p.onOptions))
+	srv.OnInfo(st.handle(p.onOK))
+	srv.OnNotify(st.handle(p.onOK))
 
-	go func() {
-		defer close(p.serveDone)
-		if err := srv.ServeUDP(conn); err != nil {
-			log.Debug().Err(err).Msg("sip serve ended")
-		}
-	}()
-	// Requests go out through the listener only once ServeUDP has put it in the pool; before
-	// that sipgo would try to bind the same address again.
-	if err := p.awaitListener(ctx); err != nil {
+	if err := st.start(ctx); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("testphone: %w", err)
 	}
 	log.Debug().Str("addr", addr.String()).Msg("phone up")
 	return p, nil
-}
-
-func (p *Phone) awaitListener(ctx context.Context) error {
-	pool := p.ua.TransportLayer().Pool("udp")
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	for pool.Size() == 0 {
-		select {
-		case <-t.C:
-		case <-p.serveDone:
-			return errors.New("sip listener stopped")
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for sip listener: %w", ctx.Err())
-		}
-	}
-	return nil
 }
 
 // Addr is the phone's SIP host:port.
@@ -241,34 +186,18 @@ func (p *Phone) URI() string { return p.contact.Address.String() }
 // User is Config.User.
 func (p *Phone) User() string { return p.cfg.User }
 
-// enter registers an in-flight operation that Close must wait for; false once closed.
+// enter registers a Call that Close must wait for; false once closing. A true enter is paired
+// with p.sip.work.exit.
 func (p *Phone) enter() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.active.Add(1)
-	return true
+	return !p.closed && p.sip.work.enter()
 }
 
-// handle wraps a request handler so Close waits for it, and answers 503 once closing.
-func (p *Phone) handle(h sipgo.RequestHandler) sipgo.RequestHandler {
-	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if req.IsAck() {
-			if p.enter() {
-				defer p.active.Done()
-				h(req, tx)
-			}
-			return
-		}
-		if !p.enter() {
-			respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", nil)
-			return
-		}
-		defer p.active.Done()
-		h(req, tx)
-	}
+func (p *Phone) isClosing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) error {
@@ -374,7 +303,7 @@ func (p *Phone) Call(ctx context.Context, target string) (*Call, error) {
 	if !p.enter() {
 		return nil, ErrClosed
 	}
-	defer p.active.Done()
+	defer p.sip.work.exit()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(p.ctx, cancel)()
@@ -430,8 +359,8 @@ func (p *Phone) Call(ctx context.Context, target string) (*Call, error) {
 		Username: p.cfg.User,
 		Password: p.cfg.Password,
 		OnResponse: func(res *sip.Response) error {
-			if res.IsProvisional() {
-				provisional.Store(true)
+			if res.IsProvisional() && !provisional.Swap(true) && p.testHookProvisional != nil {
+				p.testHookProvisional()
 			}
 			if !res.IsSuccess() {
 				return nil
@@ -572,11 +501,15 @@ func dialogKeyUAC(res *sip.Response) (string, error) {
 	return sip.DialogIDMake(string(*callID), localTag, remoteTag), nil
 }
 
-// Close hangs up every call, unregisters (best effort), and stops the phone's goroutines.
+// Close hangs up every call, unregisters (best effort), and stops the phone: when it returns,
+// nothing of the phone or of sipgo runs any more, whatever arrives during or after it (Asterisk's
+// qualify OPTIONS, a retransmitted INVITE, BYE or 200 OK, the other side's BYE). A non-nil error
+// means something was left running (its stacks are in the message), or the socket failed to close.
 //
-// Order: mark closed, so no new handler or Call starts; cancel in-flight Calls and ringing
-// calls; send BYE on established calls; unregister; wait for handlers (they may still be
-// answering); then close the socket and sipgo, whose transactions need the socket until here.
+// Order: refuse new Calls and incoming calls (ringing ones are answered 480); send BYE on
+// established calls and unregister, with the socket still serving; stop taking work and wait for
+// the handlers and Calls in progress; end the calls that are left; then shut the SIP stack down
+// (sipStack.shutdown: deaf, sealed, transactions ended, drained, closed, verified).
 func (p *Phone) Close() error {
 	p.closeOnce.Do(func() { p.closeErr = p.close() })
 	return p.closeErr
@@ -595,39 +528,51 @@ func (p *Phone) close() error {
 	var wg sync.WaitGroup
 	for _, c := range calls {
 		wg.Go(func() {
-			if err := c.Hangup(ctx); err != nil {
+			if err := c.hangupOnClose(ctx); err != nil {
 				p.log.Debug().Err(err).Str("call", c.callID).Msg("hangup on close")
 			}
 		})
 	}
 	wg.Wait()
-	var errs []error
 	if registered {
 		if err := p.register(ctx, 0); err != nil {
 			p.log.Debug().Err(err).Msg("unregister on close")
 		}
 	}
-	p.active.Wait()
 
-	// The user agent goes first: closing it stops the transaction layer, so no late
-	// retransmission can find the listener gone and make sipgo bind a fresh socket (with a reader
-	// goroutine of its own) after we have closed everything.
-	if err := p.ua.Close(); err != nil {
+	// Quiesce: no handler or Call starts any more; those in progress finish while the socket
+	// still delivers (a 2xx waiting for its ACK, a Call sending CANCEL). One that waits on the
+	// network longer than closeTimeout ends in shutdown, which ends its transaction.
+	idle := p.sip.work.stop()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		p.log.Debug().Msg("close: handlers or calls still busy; ending their transactions")
+	}
+	p.endCalls() // those whose hangup failed; stops their media
+
+	var errs []error
+	if err := p.sip.shutdown(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := p.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		errs = append(errs, err)
+	select {
+	case <-idle:
+	case <-time.After(closeTimeout):
+		errs = append(errs, errors.New("testphone: a Call or handler is still running after close"))
 	}
-	<-p.serveDone
-	// Calls still in the table (their hangup failed) end here.
+	p.endCalls() // a Call that was still in progress above
+	p.log.Debug().Msg("phone closed")
+	return errors.Join(errs...)
+}
+
+// endCalls ends the calls still in the table with ErrClosed.
+func (p *Phone) endCalls() {
 	p.mu.Lock()
-	calls = slices.Collect(maps.Values(p.calls))
+	calls := slices.Collect(maps.Values(p.calls))
 	p.mu.Unlock()
 	for _, c := range calls {
 		c.end(ErrClosed)
 	}
-	p.log.Debug().Msg("phone closed")
-	return errors.Join(errs...)
 }
 
 const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY"
@@ -645,6 +590,10 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // transaction when the handler returns, so a ringing call keeps this goroutine, and Answer and
 // Reject hand their decision to it.
 func (p *Phone) acceptInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if p.isClosing() {
+		respond(tx, req, sip.StatusServiceUnavailable, "Service Unavailable", nil)
+		return
+	}
 	offer, err := parseSDP(req.Body())
 	if err == nil && !offer.hasFormat(ptPCMU) {
 		err = errors.New("no PCMU offered")
@@ -667,10 +616,11 @@ func (p *Phone) acceptInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c, err := p.newCall(p.ctx, Incoming, callID)
 	if err != nil {
 		p.log.Warn().Err(err).Msg("incoming call")
-		sess.Respond(sip.StatusInternalServerError, "Server Internal Error", nil)
+		respond(tx, sess.InviteRequest, sip.StatusInternalServerError, "Server Internal Error", nil)
 		return
 	}
 	c.uas = sess
+	c.inviteTx = tx
 	c.offer = offer
 	c.local = buildSDP(c.sdpSession, 1, c.media.local, offer.EventPT, answerDirection(offer.Direction))
 	if from := req.From(); from != nil {
@@ -679,7 +629,7 @@ func (p *Phone) acceptInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.key = sess.ID
 	c.media.setRemote(offer)
 	if !p.addCall(c) {
-		sess.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil)
+		c.reject(sip.StatusServiceUnavailable, "Service Unavailable")
 		c.end(ErrClosed)
 		return
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,10 @@ import (
 // TestMain stops the shared test Asterisk (if a test started one) before looking for leaked
 // goroutines.
 func TestMain(m *testing.M) {
+	// Media is real time: keep the phones ahead of other work on a busy machine.
+	if err := asterisktest.RaisePriority(); err != nil {
+		fmt.Fprintln(os.Stderr, "testphone: running at normal priority:", err)
+	}
 	code := asterisktest.Main(m)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -93,6 +99,12 @@ func frames(d time.Duration) float64 { return float64(d) / float64(frameDuration
 // sender's goroutine was starved of CPU in the window (a loaded test machine, not a defect).
 func maxGap(sender *Call, since, until time.Time) time.Duration {
 	return 60*time.Millisecond + sender.SenderStall(since, until)
+}
+
+// maxGapVia is maxGap for a stream that crosses Asterisk to listener: Asterisk may be starved of
+// CPU as well, which shows as audio arriving late for its RTP timestamps (LateArrival).
+func maxGapVia(listener, sender *Call, since, until time.Time) time.Duration {
+	return 60*time.Millisecond + max(sender.SenderStall(since, until), listener.LateArrival(since, until))
 }
 
 func TestCallHearsEachOther(t *testing.T) {
@@ -170,6 +182,7 @@ func TestSetToneSwitchesWithinFrames(t *testing.T) {
 	for _, hz := range tones {
 		t0 := time.Now()
 		bc.SetTone(hz)
+		setting := time.Since(t0) // this goroutine may lose the CPU here too
 		on, err := ac.AwaitToneSince(ctx, t0, hz, true, 3)
 		if err != nil {
 			t.Fatal(err)
@@ -186,7 +199,7 @@ func TestSetToneSwitchesWithinFrames(t *testing.T) {
 		if d, limit := ac.LongestAbsence(hz, on, end), maxGap(bc, on, end); d > limit {
 			t.Errorf("after switching to %v Hz: absence %v (limit %v)", hz, d, limit)
 		}
-		if lat, limit := on.Sub(t0), 4*frameDuration+bc.SenderStall(t0, on); lat > limit {
+		if lat, limit := on.Sub(t0), 4*frameDuration+setting+bc.SenderStall(t0, on); lat > limit {
 			t.Errorf("switch to %v Hz took %.1f frames (limit %.1f)", hz, frames(lat), frames(limit))
 		}
 		worstOn, worstOff, sumOn = max(worstOn, on.Sub(t0)), max(worstOff, off.Sub(t0)), sumOn+on.Sub(t0)
@@ -278,20 +291,40 @@ func TestIncomingPolicies(t *testing.T) {
 	t.Run("ignore", func(t *testing.T) {
 		a := newPhone(t, Config{User: "alice", ToneHz: ToneCustomer})
 		b := newPhone(t, Config{User: "bob", ToneHz: ToneAgent, Incoming: Ignore})
-		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		// The caller gives up once it has heard the ringing (a CANCEL needs a provisional
+		// response, RFC 3261 section 9.1), not after a guess at how long that takes.
+		ringing := make(chan struct{})
+		a.testHookProvisional = sync.OnceFunc(func() { close(ringing) })
+		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		_, err := a.Call(ctx, b.URI())
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("call: %v, want deadline exceeded", err)
-		}
-		// The callee saw the call ring and the CANCEL end it.
-		bc, err := b.AwaitIncoming(timeout(t, time.Second))
+		res := make(chan error, 1)
+		go func() {
+			_, err := a.Call(ctx, b.URI())
+			res <- err
+		}()
+		wait := timeout(t, 5*time.Second)
+		bc, err := b.AwaitIncoming(wait)
 		if err != nil {
 			t.Fatal(err)
 		}
 		select {
+		case <-ringing:
+		case <-wait.Done():
+			t.Fatal("the caller saw no 180")
+		}
+		cancel()
+		select {
+		case err := <-res:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("call: %v, want canceled", err)
+			}
+		case <-wait.Done():
+			t.Fatal("call did not return after its context ended")
+		}
+		// The callee saw the CANCEL end the call.
+		select {
 		case <-bc.Done():
-		case <-time.After(2 * time.Second):
+		case <-wait.Done():
 			t.Fatal("ignored call not ended by CANCEL")
 		}
 		if !errors.Is(bc.Err(), ErrCanceled) {
@@ -301,20 +334,24 @@ func TestIncomingPolicies(t *testing.T) {
 }
 
 // TestCallToNowhere: with no answer at all (not even 100 Trying), Call returns when ctx ends,
-// not after Timer B.
+// not after Timer B (32 s).
 func TestCallToNowhere(t *testing.T) {
 	a := newPhone(t, Config{User: "alice"})
-	dead := newPhone(t, Config{User: "nobody"})
-	uri := dead.URI()
-	dead.Close()
+	// Nowhere: a socket that takes the INVITE and never answers, held open so that nothing else
+	// can take its port meanwhile.
+	nowhere, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nowhere.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := a.Call(ctx, uri)
+	_, err = a.Call(ctx, "sip:nobody@"+nowhere.LocalAddr().String())
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("call: %v, want deadline exceeded", err)
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("call returned after %v", d)
 	}
 }
@@ -419,7 +456,7 @@ func TestHangupEndsBothSides(t *testing.T) {
 
 func TestLongestAbsenceSeesGap(t *testing.T) {
 	_, _, ac, bc := pair(t)
-	ctx := timeout(t, 10*time.Second)
+	ctx := timeout(t, 20*time.Second)
 
 	// One second of steady tone: no absence worth the name.
 	t0, err := ac.AwaitToneSince(ctx, time.Time{}, ToneAgent, true, 1)
@@ -436,35 +473,55 @@ func TestLongestAbsenceSeesGap(t *testing.T) {
 		t.Errorf("steady stream: longest absence %v (limit %v)", steady, limit)
 	}
 
-	// 200 ms without packets.
-	tp := time.Now()
-	bc.pauseSending(200 * time.Millisecond)
-	if _, err := ac.AwaitToneSince(ctx, tp, ToneAgent, false, 5); err != nil {
-		t.Fatal(err)
-	}
-	back, err := ac.AwaitToneSince(ctx, tp, ToneAgent, true, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	end := back.Add(4 * frameDuration)
-	gap := ac.LongestAbsence(ToneAgent, tp, end)
-	gaps := ac.Gaps(tp, end)
-	t.Logf("200 ms pause: longest absence %v, gaps %+v", gap, gaps)
-	if limit := 260*time.Millisecond + bc.SenderStall(tp, end); gap < 180*time.Millisecond || gap > limit {
-		t.Errorf("200 ms pause measured as %v (limit %v)", gap, limit)
-	}
-	long := 0
-	for _, g := range gaps {
-		if g.Missing >= 150*time.Millisecond {
-			long++
+	// 200 ms without packets: measured as such (all of it, and no more than the sender's own stalls
+	// add), and beyond what maxGap allows, so the checks above would catch a real gap. A sender
+	// stall in the window raises maxGap by its length; an attempt with one long enough to cover
+	// the pause proves nothing and is repeated.
+	const pause = 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		tp := time.Now()
+		bc.pauseSending(pause)
+		if _, err := ac.AwaitToneSince(ctx, tp, ToneAgent, false, 5); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if long != 1 {
-		t.Errorf("gaps %+v, want one of about 200 ms", gaps)
-	}
-	// The caller's own direction had no gap.
-	if d, limit := bc.LongestAbsence(ToneCustomer, tp, end), maxGap(ac, tp, end); d > limit {
-		t.Errorf("other direction: absence %v (limit %v)", d, limit)
+		back, err := ac.AwaitToneSince(ctx, tp, ToneAgent, true, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := back.Add(4 * frameDuration)
+		gap, stall, late := ac.LongestAbsence(ToneAgent, tp, end), bc.SenderStall(tp, end), ac.LateArrival(tp, end)
+		gaps := ac.Gaps(tp, end)
+		t.Logf("200 ms pause (attempt %d): longest absence %v, sender stall %v, late arrival %v, gaps %+v",
+			attempt, gap, stall, late, gaps)
+		if max(stall, late) > pause/2 && attempt < 5 {
+			continue
+		}
+		if limit := pause + 60*time.Millisecond + stall; gap < pause-frameDuration || gap > limit {
+			t.Errorf("200 ms pause measured as %v (limit %v)", gap, limit)
+		}
+		if allowed := maxGap(bc, tp, end); gap <= allowed {
+			t.Errorf("200 ms pause measured as %v passes maxGap (%v)", gap, allowed)
+		}
+		// Frames never sent are no late arrival: the allowance for Asterisk does not hide it.
+		if allowed := maxGapVia(ac, bc, tp, end); gap <= allowed {
+			t.Errorf("200 ms pause measured as %v passes maxGapVia (%v)", gap, allowed)
+		}
+		// One long gap; any other is one the sender's stalls explain.
+		long := 0
+		for _, g := range gaps {
+			explained := bc.SenderStall(g.After, g.After.Add(g.Missing+2*frameDuration)) + frameDuration
+			if g.Missing >= 150*time.Millisecond && g.Missing > explained {
+				long++
+			}
+		}
+		if long != 1 {
+			t.Errorf("gaps %+v, want one of about 200 ms", gaps)
+		}
+		// The caller's own direction had no gap.
+		if d, limit := bc.LongestAbsence(ToneCustomer, tp, end), maxGap(ac, tp, end); d > limit {
+			t.Errorf("other direction: absence %v (limit %v)", d, limit)
+		}
+		break
 	}
 }
 

@@ -2,13 +2,11 @@ package testphone
 
 import (
 	"errors"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 )
@@ -26,21 +24,13 @@ type registrar struct {
 
 func newRegistrar(t *testing.T, password string) *registrar {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	st, err := newSIPStack(t.Context(), testLogger(t), "registrar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(newSlog(testLogger(t)))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(newSlog(testLogger(t))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &registrar{addr: conn.LocalAddr().String(), password: password}
+	r := &registrar{addr: st.addr.String(), password: password}
 	chal := &digest.Challenge{Realm: "earpiece-test", Nonce: "5f2a9c", Algorithm: "MD5"}
-	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+	st.srv.OnRegister(st.handle(func(req *sip.Request, tx sip.ServerTransaction) {
 		r.mu.Lock()
 		r.requests++
 		r.mu.Unlock()
@@ -62,17 +52,16 @@ func newRegistrar(t *testing.T, password string) *registrar {
 			res.AppendHeader(c.Clone())
 		}
 		tx.Respond(res)
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.ServeUDP(conn)
-	}()
+	}))
+	// The same shutdown as a phone's: a REGISTER repeated late leaves nothing behind.
 	t.Cleanup(func() {
-		conn.Close()
-		<-done
-		ua.Close()
+		if err := st.close(closeTimeout); err != nil {
+			t.Errorf("registrar: %v", err)
+		}
 	})
+	if err := st.start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 

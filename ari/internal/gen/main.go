@@ -6,7 +6,12 @@
 // events.json become plain structs. Models defined by the other resource
 // files (Channel, Bridge, ...) are written by hand in ari/models.go.
 //
-// Run by `go generate ./ari/` (see the //go:generate line in ari/doc.go).
+// Run by `go generate ./ari/` or `make generate` (see the //go:generate line
+// in ari/doc.go). Without -api it reads the events.json that the test
+// Asterisk ships (Debian's asterisk package installs Asterisk's ARI
+// description under /usr/share/asterisk/rest-api), in the root that
+// internal/asterisktest runs Asterisk in; scripts/asterisk-root.sh builds
+// that root first if it is not there yet.
 package main
 
 import (
@@ -21,17 +26,27 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/earpiece/earpiece/internal/asterisktest"
 )
 
 func main() {
-	api := flag.String("api", "../shared/asterisk-ari-api", "directory holding Asterisk's ARI description (events.json)")
+	api := flag.String("api", "", "directory holding Asterisk's ARI description (events.json); default: <test Asterisk root>/"+asterisktest.RESTAPIDir)
 	out := flag.String("out", "ari/events_gen.go", "Go file to write")
 	flag.Parse()
 
-	in := filepath.Join(*api, "events.json")
+	dir := *api
+	if dir == "" {
+		var err error
+		if dir, err = testAsteriskAPIDir(); err != nil {
+			fmt.Fprintf(os.Stderr, "gen: %v (or name a directory with -api)\n", err)
+			os.Exit(1)
+		}
+	}
+	in := filepath.Join(dir, "events.json")
 	src, err := os.ReadFile(in)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "gen: reading events description (-api=%q): %v\n", *api, err)
+		fmt.Fprintf(os.Stderr, "gen: reading events description (-api=%q): %v\n", dir, err)
 		os.Exit(1)
 	}
 	code, err := Generate(src)
@@ -43,6 +58,17 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gen: writing %s (-out): %v\n", *out, err)
 		os.Exit(1)
 	}
+}
+
+// testAsteriskAPIDir returns the directory of the test Asterisk's own ARI
+// description (events.json among it), provisioning the test Asterisk's root
+// if needed.
+func testAsteriskAPIDir() (string, error) {
+	root, err := asterisktest.Root()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, asterisktest.RESTAPIDir), nil
 }
 
 type model struct {

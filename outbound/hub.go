@@ -1,13 +1,14 @@
-package webhooks
+// Package outbound delivers the app's notifications beyond the process: each one is appended to
+// its tenant's Redis event stream (which GET /v1/events reads, on every instance) and POSTed,
+// signed Standard-Webhooks style, to each of the tenant's webhook endpoints, with retries and
+// a record of every delivery (GET /v1/webhook-deliveries). The Hub is the app's Notifier.
+package outbound
 
 import (
 	"bytes"
 	"container/heap"
 	"context"
-	"crypto/hmac"
 	crand "crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,18 +27,11 @@ import (
 	"github.com/earpiece/earpiece/store"
 )
 
-// Outbound webhook headers (Standard Webhooks, https://www.standardwebhooks.com/).
-const (
-	HeaderWebhookID        = "webhook-id"
-	HeaderWebhookTimestamp = "webhook-timestamp"
-	HeaderWebhookSignature = "webhook-signature"
-)
-
 // DefaultRetrySchedule is the wait before each retry of a failed delivery (±20% jitter):
 // six attempts over about 13 minutes.
 var DefaultRetrySchedule = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 
-// Defaults of the zero HubOptions fields.
+// Defaults of the zero Config fields.
 const (
 	DefaultNotifyQueue    = 4096
 	DefaultEndpointQueue  = 1000
@@ -49,8 +42,27 @@ const (
 // storeTimeout bounds each Redis write of the hub.
 const storeTimeout = 5 * time.Second
 
-// HubOptions tune outbound delivery.
-type HubOptions struct {
+// Store is the part of *store.Store the hub writes.
+type Store interface {
+	// PublishEvent appends a notification to the tenant's event stream.
+	PublishEvent(ctx context.Context, tenant, typ string, data []byte) (string, error)
+	// SaveDelivery records a webhook delivery and its outcome.
+	SaveDelivery(ctx context.Context, d store.Delivery) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Config configures a Hub. Store is required; the zero value of every other field is usable.
+type Config struct {
+	// Store holds the tenants' event streams and the delivery records (*store.Store).
+	Store Store
+	// Endpoints are the tenants' webhook receivers; a tenant without any gets only its event
+	// stream.
+	Endpoints []Endpoint
+	Logger    zerolog.Logger
+	// Clock is the time source (time.Now): notification times, signature timestamps, records.
+	Clock func() time.Time
+
 	// RetrySchedule is the wait before each retry (DefaultRetrySchedule); its length is the
 	// number of retries after the first attempt.
 	RetrySchedule []time.Duration
@@ -80,7 +92,6 @@ type HubOptions struct {
 // restart loses the pending ones (their records stay "retrying").
 type Hub struct {
 	cfg    Config
-	opts   HubOptions
 	log    zerolog.Logger
 	client *http.Client
 	notes  chan app.Notification
@@ -107,31 +118,30 @@ type delivery struct {
 	due  time.Time
 }
 
-// NewHub builds the hub from cfg's Store, Endpoints, Hub, Logger and Clock. Run it.
-func NewHub(cfg Config) (*Hub, error) {
+// New builds a hub from cfg (defaults applied to the zero fields). Run it.
+func New(cfg Config) (*Hub, error) {
 	if cfg.Store == nil {
-		return nil, errors.New("webhooks.NewHub: Config.Store is nil")
+		return nil, errors.New("outbound.New: Config.Store is nil")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	o := cfg.Hub
-	if o.RetrySchedule == nil {
-		o.RetrySchedule = DefaultRetrySchedule
+	if cfg.RetrySchedule == nil {
+		cfg.RetrySchedule = DefaultRetrySchedule
 	}
-	if o.AttemptTimeout <= 0 {
-		o.AttemptTimeout = DefaultAttemptTimeout
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = DefaultAttemptTimeout
 	}
-	if o.Workers <= 0 {
-		o.Workers = DefaultWorkers
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
 	}
-	if o.NotifyQueue <= 0 {
-		o.NotifyQueue = DefaultNotifyQueue
+	if cfg.NotifyQueue <= 0 {
+		cfg.NotifyQueue = DefaultNotifyQueue
 	}
-	if o.EndpointQueue <= 0 {
-		o.EndpointQueue = DefaultEndpointQueue
+	if cfg.EndpointQueue <= 0 {
+		cfg.EndpointQueue = DefaultEndpointQueue
 	}
-	client := o.Client
+	client := cfg.Client
 	if client == nil {
 		client = &http.Client{
 			Transport: http.DefaultTransport.(*http.Transport).Clone(),
@@ -140,8 +150,8 @@ func NewHub(cfg Config) (*Hub, error) {
 		}
 	}
 	h := &Hub{
-		cfg: cfg, opts: o, log: cfg.Logger, client: client,
-		notes: make(chan app.Notification, o.NotifyQueue),
+		cfg: cfg, log: cfg.Logger, client: client,
+		notes: make(chan app.Notification, cfg.NotifyQueue),
 		byTen: map[string][]*endpointQueue{},
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "earpiece_webhook_attempts_total",
@@ -157,40 +167,25 @@ func NewHub(cfg Config) (*Hub, error) {
 		key, _ := signingKey(ep.Secret)
 		h.byTen[ep.Tenant] = append(h.byTen[ep.Tenant], &endpointQueue{
 			ep: ep, key: key,
-			queue: make(chan *delivery, o.EndpointQueue),
-			retry: make(chan *delivery, o.EndpointQueue),
+			queue: make(chan *delivery, cfg.EndpointQueue),
+			retry: make(chan *delivery, cfg.EndpointQueue),
 		})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if o.Registerer != nil {
+	if cfg.Registerer != nil {
 		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "earpiece_notifications_dropped_total",
 			Help: "Notifications dropped because the hub's queue was full.",
 		}, func() float64 { return float64(h.dropped.Load()) })
 		for _, c := range []prometheus.Collector{dropped, h.attempts} {
-			if err := o.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("webhooks.NewHub: registering metrics: %w", err)
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("outbound.New: registering metrics: %w", err)
 			}
 		}
 	}
 	return h, nil
-}
-
-// signingKey is the HMAC key of an endpoint secret: a "whsec_" secret is base64.
-func signingKey(secret string) ([]byte, error) {
-	if secret == "" {
-		return nil, errors.New("secret: required")
-	}
-	if b64, ok := strings.CutPrefix(secret, "whsec_"); ok {
-		key, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(key) == 0 {
-			return nil, errors.New("secret: whsec_ followed by invalid base64")
-		}
-		return key, nil
-	}
-	return []byte(secret), nil
 }
 
 // Notify queues n for publishing and delivery. It never blocks.
@@ -217,7 +212,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	for _, eqs := range h.byTen {
 		for _, eq := range eqs {
 			wg.Go(func() { h.schedule(ctx, eq) })
-			for range h.opts.Workers {
+			for range h.cfg.Workers {
 				wg.Go(func() { h.work(ctx, eq) })
 			}
 		}
@@ -302,8 +297,8 @@ func (h *Hub) attempt(ctx context.Context, eq *endpointQueue, d *delivery) {
 	switch {
 	case err == nil:
 		d.rec.Status, d.rec.LastError = store.DeliveryDelivered, ""
-	case d.rec.Attempts <= len(h.opts.RetrySchedule):
-		wait := jitter(h.opts.RetrySchedule[d.rec.Attempts-1])
+	case d.rec.Attempts <= len(h.cfg.RetrySchedule):
+		wait := jitter(h.cfg.RetrySchedule[d.rec.Attempts-1])
 		d.rec.Status, d.rec.LastError, d.rec.NextAttemptAt = store.DeliveryRetrying, err.Error(), now.Add(wait)
 		d.due = time.Now().Add(wait)
 		// Record before handing d over: the next attempt's record must land after this one,
@@ -333,7 +328,7 @@ func (h *Hub) attempt(ctx context.Context, eq *endpointQueue, d *delivery) {
 // post sends one attempt. The timestamp and signature are made per attempt; the id is the
 // delivery's, the same on every attempt, so receivers can deduplicate.
 func (h *Hub) post(ctx context.Context, eq *endpointQueue, d *delivery) (int, error) {
-	actx, cancel := context.WithTimeout(ctx, h.opts.AttemptTimeout)
+	actx, cancel := context.WithTimeout(ctx, h.cfg.AttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, eq.ep.URL, bytes.NewReader(d.body))
 	if err != nil {
@@ -344,11 +339,11 @@ func (h *Hub) post(ctx context.Context, eq *endpointQueue, d *delivery) (int, er
 	req.Header.Set("User-Agent", "earpiece-webhooks/1")
 	req.Header.Set(HeaderWebhookID, d.rec.ID)
 	req.Header.Set(HeaderWebhookTimestamp, ts)
-	req.Header.Set(HeaderWebhookSignature, SignWebhook(eq.key, d.rec.ID, ts, d.body))
+	req.Header.Set(HeaderWebhookSignature, Sign(eq.key, d.rec.ID, ts, d.body))
 	resp, err := h.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return 0, fmt.Errorf("no answer within %v", h.opts.AttemptTimeout)
+			return 0, fmt.Errorf("no answer within %v", h.cfg.AttemptTimeout)
 		}
 		return 0, err
 	}
@@ -358,18 +353,6 @@ func (h *Hub) post(ctx context.Context, eq *endpointQueue, d *delivery) (int, er
 		return resp.StatusCode, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	return resp.StatusCode, nil
-}
-
-// SignWebhook is the webhook-signature header value: "v1," + base64(HMAC-SHA256(key,
-// id + "." + timestamp + "." + body)).
-func SignWebhook(key []byte, id, timestamp string, body []byte) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(id))
-	mac.Write([]byte("."))
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte("."))
-	mac.Write(body)
-	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
 // schedule holds the endpoint's failed deliveries until their retry is due, then queues them.

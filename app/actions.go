@@ -1,0 +1,360 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/earpiece/earpiece/ari"
+	"github.com/earpiece/earpiece/store"
+)
+
+// do carries out one action of the machine and returns the event it results in, if any. Every
+// ARI and Redis call runs under CallTimeout and never under a context that shutdown cancels, so
+// a teardown is never skipped half-way.
+func (s *session) do(ctx context.Context, act action) event {
+	a := s.app
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+	defer cancel()
+	switch act := act.(type) {
+	case actFindCall:
+		ch, err := a.activeCall(cctx, s.agent)
+		if err != nil {
+			return evRefused{r: asRefusal(err)}
+		}
+		s.log = s.log.With().Str("agent_channel", string(ch)).Logger()
+		return evCallFound{channel: ch}
+
+	case actAuditJoin:
+		// Audit before acting: if it cannot be recorded, it is not done.
+		if err := a.audit(cctx, s.joinAudit(act.mode)); err != nil {
+			return evRefused{r: &refusal{RefuseStoreUnavailable, err}}
+		}
+		return evStepDone{step: stepAuditJoin}
+
+	case actCreateRecord:
+		if err := a.store.CreateSession(cctx, s.newRecord(act.mode)); err != nil {
+			return evRefused{r: &refusal{RefuseStoreUnavailable, fmt.Errorf("recording session: %w", err)}}
+		}
+		return evStepDone{step: stepRecord}
+
+	case actMarkJoining:
+		if _, err := a.store.UpdateSession(cctx, s.id, func(r *store.Session) error {
+			r.State, r.UpdatedAt = store.StateJoining, a.cfg.Clock()
+			return nil
+		}); err != nil {
+			s.log.Warn().Err(err).Msg("recording joining")
+		}
+		return nil
+
+	case actClaimTalker:
+		code := ""
+		ok, err := a.store.Claim(cctx, talkerKey(s.m.agentChan), s.id, a.cfg.ClaimTTL)
+		switch {
+		case err != nil:
+			code = RefuseStoreUnavailable
+		case !ok:
+			code = RefuseTalkerBusy
+		}
+		if act.req.mode.Valid() {
+			return evTalker{req: act.req, code: code}
+		}
+		switch code {
+		case RefuseStoreUnavailable:
+			return evRefused{r: &refusal{code, fmt.Errorf("claiming talker slot: %w", err)}}
+		case RefuseTalkerBusy:
+			return evRefused{r: &refusal{code, errors.New("another supervisor is already talking on this call")}}
+		}
+		return evStepDone{step: stepTalker}
+
+	case actReleaseTalker:
+		if err := a.store.Release(cctx, talkerKey(s.m.agentChan), s.id); err != nil {
+			s.log.Warn().Err(err).Msg("releasing talker slot")
+			return nil
+		}
+		return evTalkerReleased{}
+
+	case actCreateBridge:
+		if _, err := a.ari.CreateBridge(cctx, ari.CreateBridgeRequest{
+			BridgeID: bridgeID(s.id),
+			Types:    []string{"mixing", "dtmf_events"},
+			// Named so a restarted instance recognises its sessions' bridges (reconcile).
+			Name: BridgeNamePrefix + s.id,
+		}); err != nil {
+			return evRefused{r: &refusal{RefuseAsterisk, fmt.Errorf("create bridge %s: %w", bridgeID(s.id), err)}}
+		}
+		a.met.joinPrepared(a.cfg.Clock().Sub(s.started))
+		return evStepDone{step: stepBridge}
+
+	case actSnoop:
+		// Routed before the call: the snoop's StasisStart can arrive before the REST answer.
+		a.register(act.id, s)
+		if a.hooks.beforeSnoop != nil {
+			a.hooks.beforeSnoop(s, act.id)
+		}
+		if _, err := a.ari.Snoop(cctx, s.m.agentChan, ari.SnoopRequest{
+			SnoopID: act.id, Spy: ari.DirBoth, Whisper: whisperDir(act.mode),
+			App: a.cfg.AppName, AppArgs: argSnoop + "," + s.id,
+		}); err != nil {
+			a.unregister(act.id)
+			s.log.Warn().Err(err).Str("snoop", string(act.id)).Msg("snoop")
+			return evFailed{snoop: act.id, err: err}
+		}
+		s.log.Debug().Str("snoop", string(act.id)).Msg("snoop made")
+		return nil
+
+	case actBridgeSnoop:
+		if err := a.ari.AddChannel(cctx, bridgeID(s.id), ari.AddChannelRequest{Channels: []ari.ChannelID{act.id}}); err != nil {
+			s.log.Warn().Err(err).Str("snoop", string(act.id)).Msg("add snoop to bridge")
+			return evFailed{snoop: act.id, err: err}
+		}
+		s.log.Debug().Str("snoop", string(act.id)).Msg("snoop bridged")
+		return evSnoopBridged{id: act.id}
+
+	case actJoinSupervisor:
+		if act.answer {
+			if err := a.ari.Answer(cctx, s.supChan); err != nil {
+				return evFailed{err: fmt.Errorf("answer supervisor: %w", err)}
+			}
+		}
+		if err := a.ari.AddChannel(cctx, bridgeID(s.id), ari.AddChannelRequest{
+			Channels: []ari.ChannelID{s.supChan}, AbsorbDTMF: true, Role: "supervisor",
+		}); err != nil {
+			return evFailed{err: fmt.Errorf("add supervisor to bridge: %w", err)}
+		}
+		// Mirrored on Asterisk so a restarted instance can tell whose channel this is.
+		if err := a.ari.SetVar(cctx, s.supChan, VarSession, s.id); err != nil {
+			s.log.Debug().Err(err).Msg("set session variable")
+		}
+		return evStepDone{step: stepSupervisor}
+
+	case actStarted:
+		a.met.sessionStarted(s.origin)
+		s.log.Info().Msg("supervision active")
+		s.announce(ctx)
+		a.notify(s.tenant.ID, NoteSupervisionStarted, map[string]string{
+			"session_id": s.id, "supervisor": s.supervisor.Number, "agent": s.agent.Number,
+			"call_id": string(s.m.agentChan), "mode": act.mode.String(), "origin": s.origin,
+		})
+		return nil
+
+	case actAuditMode:
+		extra := map[string]string{"from": s.m.want.String(), "to": act.req.mode.String(), "via": act.req.via}
+		if err := a.audit(cctx, s.auditEntry("mode_change", "allowed", "", extra)); err != nil {
+			s.log.Error().Err(err).Msg("mode change not audited: refused")
+			return evModeAudited{req: act.req}
+		}
+		return evModeAudited{req: act.req, ok: true}
+
+	case actModeRefused:
+		extra := map[string]string{"from": s.m.want.String(), "to": act.req.mode.String(), "via": act.req.via}
+		if err := a.audit(cctx, s.auditEntry("mode_change", "refused", act.code, extra)); err != nil {
+			s.log.Error().Err(err).Msg("refused mode change not audited")
+		}
+		a.met.refused(act.code)
+		s.log.Info().Str("reason", act.code).Str("to", act.req.mode.String()).Msg("mode change refused")
+		s.briefTone(cctx)
+		return nil
+
+	case actDropSnoop:
+		if err := a.ari.Hangup(cctx, act.id, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
+			s.log.Warn().Err(err).Str("snoop", string(act.id)).Msg("hangup snoop")
+		}
+		return nil
+
+	case actForget:
+		a.unregister(act.id)
+		return nil
+
+	case actModeChanged:
+		s.modeChanged(cctx, act)
+		return nil
+
+	case actReply:
+		s.reply(act)
+		return nil
+
+	case actTimer:
+		s.setTimer(act.timer, act.d)
+		return nil
+
+	case actTone:
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+		defer cancel()
+		if act.answer {
+			if err := a.ari.Answer(tctx, s.supChan); err != nil {
+				s.log.Debug().Err(err).Msg("answer for tone")
+			}
+		}
+		if _, err := a.ari.Play(tctx, s.supChan, ari.PlayRequest{Media: []string{act.tone}}); err != nil {
+			// Nothing to wait for: end the tone at once.
+			s.log.Debug().Err(err).Msg("play tone")
+			return evTimeout{timer: timerTone}
+		}
+		return nil
+
+	case actHangupSupervisor:
+		if err := a.ari.Hangup(cctx, s.supChan, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
+			s.log.Warn().Err(err).Msg("hangup supervisor")
+		}
+		return nil
+
+	case actDestroyBridge:
+		if err := a.ari.DestroyBridge(cctx, bridgeID(s.id)); err != nil && !errors.Is(err, ari.ErrNotFound) {
+			s.log.Warn().Err(err).Str("bridge", string(bridgeID(s.id))).Msg("destroy bridge")
+		}
+		return nil
+
+	case actAuditEnd:
+		s.auditEnd(cctx, act)
+		return nil
+
+	case actEndRecord:
+		a.endRecord(cctx, s.id, act.reason)
+		return nil
+
+	case actEnded:
+		if act.joined {
+			a.met.sessionEnded(act.reason)
+		}
+		s.log.Info().Str("reason", act.reason).Msg("supervision ended")
+		return nil
+	}
+	return nil
+}
+
+// modeChanged records a mode now audible: the store (which keeps time per mode), metrics and the
+// notification.
+func (s *session) modeChanged(ctx context.Context, act actModeChanged) {
+	a := s.app
+	now := a.cfg.Clock()
+	if act.from.Valid() {
+		a.met.modeSwitched(act.from, act.to)
+		s.log.Info().Str("from", act.from.String()).Str("mode", act.to.String()).Msg("mode switched")
+		a.notify(s.tenant.ID, NoteSupervisionMode, map[string]string{
+			"session_id": s.id, "supervisor": s.supervisor.Number, "agent": s.agent.Number,
+			"from": act.from.String(), "mode": act.to.String(),
+		})
+	}
+	if _, err := a.store.UpdateSession(ctx, s.id, func(r *store.Session) error {
+		r.SwitchMode(act.to.String(), now)
+		r.State, r.UpdatedAt = store.StateActive, now
+		r.SnoopChannel = string(act.snoop)
+		return nil
+	}); err != nil {
+		s.log.Warn().Err(err).Msg("recording mode")
+	}
+}
+
+// reply answers an API mode request.
+func (s *session) reply(act actReply) {
+	ch, ok := s.waiters[act.waiter]
+	if !ok {
+		return
+	}
+	delete(s.waiters, act.waiter)
+	var err error
+	switch act.code {
+	case "":
+	case replySuperseded:
+		err = apiError(ErrConflict, replySuperseded, "another mode was asked for, or the switch failed")
+	case replyNotActive:
+		err = apiError(ErrConflict, replyNotActive, "the supervision is not active yet")
+	case replyEnded:
+		err = apiError(ErrConflict, replyEnded, "the supervision has ended")
+	case RefuseTalkerBusy:
+		err = apiError(ErrConflict, act.code, "another supervisor is already talking on this call")
+	default:
+		err = apiError(ErrUnavailable, act.code, "the mode change could not be recorded")
+	}
+	ch <- err
+}
+
+// auditEnd writes a session's last audit entry: a refused join, or its end.
+func (s *session) auditEnd(ctx context.Context, act actAuditEnd) {
+	a := s.app
+	if r := act.refusal; r != nil {
+		s.log.Info().Str("reason", r.code).Err(r.err).Msg("supervision refused")
+		a.met.refused(r.code)
+		extra := map[string]string{"dialed": s.dialed, "detail": r.err.Error()}
+		if s.origin == "api" {
+			extra = map[string]string{"via": "api", "detail": r.err.Error()}
+		}
+		e := s.auditEntry("join", "refused", r.code, extra)
+		if e.Tenant == "" {
+			e.Tenant = "_unknown"
+		}
+		if err := a.audit(ctx, e); err != nil {
+			s.log.Error().Err(err).Msg("refusal not audited")
+		}
+		return
+	}
+	outcome := "ok"
+	if act.reason == ReasonError {
+		outcome = "failed"
+	}
+	var extra map[string]string
+	if act.mode.Valid() {
+		extra = map[string]string{"mode": act.mode.String()}
+	}
+	if err := a.audit(ctx, s.auditEntry("end", outcome, act.reason, extra)); err != nil {
+		s.log.Error().Err(err).Msg("end not audited")
+	}
+}
+
+// briefTone plays half a second of congestion to the supervisor only (the playback is on their
+// channel; the snoop's whisper carries the supervisor's voice, not what is played to them).
+func (s *session) briefTone(ctx context.Context) {
+	pb, err := s.app.ari.Play(ctx, s.supChan, ari.PlayRequest{Media: []string{toneRefused}})
+	if err != nil {
+		return
+	}
+	// Stopped from a goroutine of its own so the session goes on meanwhile; the app waits for it
+	// (and cuts the wait short at shutdown: the supervisor is being hung up anyway).
+	s.app.spawn(func() {
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-s.app.stopping():
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.app.cfg.CallTimeout)
+		defer cancel()
+		_ = s.app.ari.StopPlayback(cctx, ari.PlaybackID(pb.ID))
+	})
+}
+
+// sessionView is what other goroutines may read of a session (calls list, API lookups); the
+// session goroutine replaces it whole.
+type sessionView struct {
+	tenant, supervisor, agentChan, mode, state string
+}
+
+// publish makes the session's current state readable by other goroutines.
+func (s *session) publish() {
+	v := &sessionView{state: s.m.state, mode: s.m.want.String(), agentChan: string(s.m.agentChan)}
+	if s.m.mode.Valid() {
+		v.mode = s.m.mode.String()
+	}
+	if s.tenant != nil {
+		v.tenant = s.tenant.ID
+	}
+	if s.supervisor != nil {
+		v.supervisor = s.supervisor.Number
+	}
+	if old := s.view.Load(); old != nil && *old == *v {
+		return
+	}
+	s.view.Store(v)
+}
+
+// endRecord ends a session's record and notifies its end.
+func (a *App) endRecord(ctx context.Context, id, reason string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+	defer cancel()
+	rec, err := a.store.EndSession(ctx, id, reason, a.cfg.Clock())
+	if err != nil {
+		a.log.Warn().Err(err).Str("session", id).Msg("ending session record")
+		return
+	}
+	a.notify(rec.Tenant, NoteSupervisionEnded, rec)
+}
