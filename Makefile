@@ -43,3 +43,4 @@ e2e: ## every end-to-end test (TestE2E*: real Asterisk, SIP phones, Redis; app a
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $${FUZZTIME:-30s} ./ari/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s} ./dialplan/
+	$(GO) test -run '^$$' -fuzz FuzzParseSignatureHeaders -fuzztime $${FUZZTIME:-30s} ./webhooks/

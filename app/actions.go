@@ -14,31 +14,56 @@ import (
 // ARI and Redis call runs under CallTimeout and never under a context that shutdown cancels, so
 // a teardown is never skipped half-way.
 func (s *session) do(ctx context.Context, act action) event {
-	a := s.app
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.app.cfg.CallTimeout)
 	defer cancel()
+	for _, step := range []func(ctx, cctx context.Context, act action) (event, bool){s.doJoin, s.doMode, s.doEnd} {
+		if fb, ok := step(ctx, cctx, act); ok {
+			return fb
+		}
+	}
+	s.log.Error().Str("action", fmt.Sprintf("%T", act)).Msg("no handler for action") // a programming error
+	return nil
+}
+
+// doJoin carries out the steps of a join and the talker slot.
+func (s *session) doJoin(ctx, cctx context.Context, act action) (event, bool) {
+	a := s.app
 	switch act := act.(type) {
 	case actFindCall:
 		ch, err := a.activeCall(cctx, s.agent)
 		if err != nil {
-			return evRefused{r: asRefusal(err)}
+			return evRefused{r: asRefusal(err)}, true
 		}
 		s.log = s.log.With().Str("agent_channel", string(ch)).Logger()
-		return evCallFound{channel: ch}
-
+		return evCallFound{channel: ch}, true
+	case actAcceptHelp:
+		h, err := a.acceptOldestHelp(cctx, s.tenant, s.supervisor)
+		if err != nil {
+			return evRefused{r: asRefusal(err)}, true
+		}
+		ag, ok := a.dir.Extension(s.tenant.ID, h.Agent)
+		if !ok {
+			return evRefused{r: &refusal{RefuseUnknownExtension, fmt.Errorf("agent %q of help request %s", h.Agent, h.ID)}}, true
+		}
+		s.agent, s.helpID = ag, h.ID
+		s.log = s.log.With().Str("agent", ag.Number).Str("help_request", h.ID).Logger()
+		return evHelpAccepted{}, true
 	case actAuditJoin:
 		// Audit before acting: if it cannot be recorded, it is not done.
 		if err := a.audit(cctx, s.joinAudit(act.mode)); err != nil {
-			return evRefused{r: &refusal{RefuseStoreUnavailable, err}}
+			return evRefused{r: &refusal{RefuseStoreUnavailable, err}}, true
 		}
-		return evStepDone{step: stepAuditJoin}
-
+		return evStepDone{step: stepAuditJoin}, true
 	case actCreateRecord:
 		if err := a.store.CreateSession(cctx, s.newRecord(act.mode)); err != nil {
-			return evRefused{r: &refusal{RefuseStoreUnavailable, fmt.Errorf("recording session: %w", err)}}
+			return evRefused{r: &refusal{RefuseStoreUnavailable, fmt.Errorf("recording session: %w", err)}}, true
 		}
-		return evStepDone{step: stepRecord}
-
+		if s.helpID != "" && s.origin != "api" {
+			if _, err := a.store.SetHelpSession(cctx, s.tenant.ID, s.helpID, s.id); err != nil {
+				s.log.Warn().Err(err).Msg("recording the help request's session")
+			}
+		}
+		return evStepDone{step: stepRecord}, true
 	case actMarkJoining:
 		if _, err := a.store.UpdateSession(cctx, s.id, func(r *store.Session) error {
 			r.State, r.UpdatedAt = store.StateJoining, a.cfg.Clock()
@@ -46,8 +71,7 @@ func (s *session) do(ctx context.Context, act action) event {
 		}); err != nil {
 			s.log.Warn().Err(err).Msg("recording joining")
 		}
-		return nil
-
+		return nil, true
 	case actClaimTalker:
 		code := ""
 		ok, err := a.store.Claim(cctx, talkerKey(s.m.agentChan), s.id, a.cfg.ClaimTTL)
@@ -58,23 +82,21 @@ func (s *session) do(ctx context.Context, act action) event {
 			code = RefuseTalkerBusy
 		}
 		if act.req.mode.Valid() {
-			return evTalker{req: act.req, code: code}
+			return evTalker{req: act.req, code: code}, true
 		}
 		switch code {
 		case RefuseStoreUnavailable:
-			return evRefused{r: &refusal{code, fmt.Errorf("claiming talker slot: %w", err)}}
+			return evRefused{r: &refusal{code, fmt.Errorf("claiming talker slot: %w", err)}}, true
 		case RefuseTalkerBusy:
-			return evRefused{r: &refusal{code, errors.New("another supervisor is already talking on this call")}}
+			return evRefused{r: &refusal{code, errors.New("another supervisor is already talking on this call")}}, true
 		}
-		return evStepDone{step: stepTalker}
-
+		return evStepDone{step: stepTalker}, true
 	case actReleaseTalker:
 		if err := a.store.Release(cctx, talkerKey(s.m.agentChan), s.id); err != nil {
 			s.log.Warn().Err(err).Msg("releasing talker slot")
-			return nil
+			return nil, true
 		}
-		return evTalkerReleased{}
-
+		return evTalkerReleased{}, true
 	case actCreateBridge:
 		if _, err := a.ari.CreateBridge(cctx, ari.CreateBridgeRequest{
 			BridgeID: bridgeID(s.id),
@@ -82,11 +104,43 @@ func (s *session) do(ctx context.Context, act action) event {
 			// Named so a restarted instance recognises its sessions' bridges (reconcile).
 			Name: BridgeNamePrefix + s.id,
 		}); err != nil {
-			return evRefused{r: &refusal{RefuseAsterisk, fmt.Errorf("create bridge %s: %w", bridgeID(s.id), err)}}
+			return evRefused{r: &refusal{RefuseAsterisk, fmt.Errorf("create bridge %s: %w", bridgeID(s.id), err)}}, true
 		}
 		a.met.joinPrepared(a.cfg.Clock().Sub(s.started))
-		return evStepDone{step: stepBridge}
+		return evStepDone{step: stepBridge}, true
+	case actJoinSupervisor:
+		if act.answer {
+			if err := a.ari.Answer(cctx, s.supChan); err != nil {
+				return evFailed{err: fmt.Errorf("answer supervisor: %w", err)}, true
+			}
+		}
+		if err := a.ari.AddChannel(cctx, bridgeID(s.id), ari.AddChannelRequest{
+			Channels: []ari.ChannelID{s.supChan}, AbsorbDTMF: true, Role: "supervisor",
+		}); err != nil {
+			return evFailed{err: fmt.Errorf("add supervisor to bridge: %w", err)}, true
+		}
+		// Mirrored on Asterisk so a restarted instance can tell whose channel this is.
+		if err := a.ari.SetVar(cctx, s.supChan, VarSession, s.id); err != nil {
+			s.log.Debug().Err(err).Msg("set session variable")
+		}
+		return evStepDone{step: stepSupervisor}, true
+	case actStarted:
+		a.met.sessionStarted(s.origin)
+		s.log.Info().Msg("supervision active")
+		s.announce(ctx)
+		a.notify(s.tenant.ID, NoteSupervisionStarted, map[string]string{
+			"session_id": s.id, "supervisor": s.supervisor.Number, "agent": s.agent.Number,
+			"call_id": string(s.m.agentChan), "mode": act.mode.String(), "origin": s.origin,
+		})
+		return nil, true
+	}
+	return nil, false
+}
 
+// doMode carries out snoops, mode changes and API replies.
+func (s *session) doMode(ctx, cctx context.Context, act action) (event, bool) {
+	a := s.app
+	switch act := act.(type) {
 	case actSnoop:
 		// Routed before the call: the snoop's StasisStart can arrive before the REST answer.
 		a.register(act.id, s)
@@ -99,54 +153,24 @@ func (s *session) do(ctx context.Context, act action) event {
 		}); err != nil {
 			a.unregister(act.id)
 			s.log.Warn().Err(err).Str("snoop", string(act.id)).Msg("snoop")
-			return evFailed{snoop: act.id, err: err}
+			return evFailed{snoop: act.id, err: err}, true
 		}
 		s.log.Debug().Str("snoop", string(act.id)).Msg("snoop made")
-		return nil
-
+		return nil, true
 	case actBridgeSnoop:
 		if err := a.ari.AddChannel(cctx, bridgeID(s.id), ari.AddChannelRequest{Channels: []ari.ChannelID{act.id}}); err != nil {
 			s.log.Warn().Err(err).Str("snoop", string(act.id)).Msg("add snoop to bridge")
-			return evFailed{snoop: act.id, err: err}
+			return evFailed{snoop: act.id, err: err}, true
 		}
 		s.log.Debug().Str("snoop", string(act.id)).Msg("snoop bridged")
-		return evSnoopBridged{id: act.id}
-
-	case actJoinSupervisor:
-		if act.answer {
-			if err := a.ari.Answer(cctx, s.supChan); err != nil {
-				return evFailed{err: fmt.Errorf("answer supervisor: %w", err)}
-			}
-		}
-		if err := a.ari.AddChannel(cctx, bridgeID(s.id), ari.AddChannelRequest{
-			Channels: []ari.ChannelID{s.supChan}, AbsorbDTMF: true, Role: "supervisor",
-		}); err != nil {
-			return evFailed{err: fmt.Errorf("add supervisor to bridge: %w", err)}
-		}
-		// Mirrored on Asterisk so a restarted instance can tell whose channel this is.
-		if err := a.ari.SetVar(cctx, s.supChan, VarSession, s.id); err != nil {
-			s.log.Debug().Err(err).Msg("set session variable")
-		}
-		return evStepDone{step: stepSupervisor}
-
-	case actStarted:
-		a.met.sessionStarted(s.origin)
-		s.log.Info().Msg("supervision active")
-		s.announce(ctx)
-		a.notify(s.tenant.ID, NoteSupervisionStarted, map[string]string{
-			"session_id": s.id, "supervisor": s.supervisor.Number, "agent": s.agent.Number,
-			"call_id": string(s.m.agentChan), "mode": act.mode.String(), "origin": s.origin,
-		})
-		return nil
-
+		return evSnoopBridged{id: act.id}, true
 	case actAuditMode:
 		extra := map[string]string{"from": s.m.want.String(), "to": act.req.mode.String(), "via": act.req.via}
 		if err := a.audit(cctx, s.auditEntry("mode_change", "allowed", "", extra)); err != nil {
 			s.log.Error().Err(err).Msg("mode change not audited: refused")
-			return evModeAudited{req: act.req}
+			return evModeAudited{req: act.req}, true
 		}
-		return evModeAudited{req: act.req, ok: true}
-
+		return evModeAudited{req: act.req, ok: true}, true
 	case actModeRefused:
 		extra := map[string]string{"from": s.m.want.String(), "to": act.req.mode.String(), "via": act.req.via}
 		if err := a.audit(cctx, s.auditEntry("mode_change", "refused", act.code, extra)); err != nil {
@@ -155,30 +179,32 @@ func (s *session) do(ctx context.Context, act action) event {
 		a.met.refused(act.code)
 		s.log.Info().Str("reason", act.code).Str("to", act.req.mode.String()).Msg("mode change refused")
 		s.briefTone(cctx)
-		return nil
-
+		return nil, true
 	case actDropSnoop:
 		if err := a.ari.Hangup(cctx, act.id, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
 			s.log.Warn().Err(err).Str("snoop", string(act.id)).Msg("hangup snoop")
 		}
-		return nil
-
+		return nil, true
 	case actForget:
 		a.unregister(act.id)
-		return nil
-
+		return nil, true
 	case actModeChanged:
 		s.modeChanged(cctx, act)
-		return nil
-
+		return nil, true
 	case actReply:
 		s.reply(act)
-		return nil
+		return nil, true
+	}
+	return nil, false
+}
 
+// doEnd carries out timers and the steps of an ending.
+func (s *session) doEnd(ctx, cctx context.Context, act action) (event, bool) {
+	a := s.app
+	switch act := act.(type) {
 	case actTimer:
 		s.setTimer(act.timer, act.d)
-		return nil
-
+		return nil, true
 	case actTone:
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
 		defer cancel()
@@ -190,38 +216,33 @@ func (s *session) do(ctx context.Context, act action) event {
 		if _, err := a.ari.Play(tctx, s.supChan, ari.PlayRequest{Media: []string{act.tone}}); err != nil {
 			// Nothing to wait for: end the tone at once.
 			s.log.Debug().Err(err).Msg("play tone")
-			return evTimeout{timer: timerTone}
+			return evTimeout{timer: timerTone}, true
 		}
-		return nil
-
+		return nil, true
 	case actHangupSupervisor:
 		if err := a.ari.Hangup(cctx, s.supChan, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
 			s.log.Warn().Err(err).Msg("hangup supervisor")
 		}
-		return nil
-
+		return nil, true
 	case actDestroyBridge:
 		if err := a.ari.DestroyBridge(cctx, bridgeID(s.id)); err != nil && !errors.Is(err, ari.ErrNotFound) {
 			s.log.Warn().Err(err).Str("bridge", string(bridgeID(s.id))).Msg("destroy bridge")
 		}
-		return nil
-
+		return nil, true
 	case actAuditEnd:
 		s.auditEnd(cctx, act)
-		return nil
-
+		return nil, true
 	case actEndRecord:
 		a.endRecord(cctx, s.id, act.reason)
-		return nil
-
+		return nil, true
 	case actEnded:
 		if act.joined {
 			a.met.sessionEnded(act.reason)
 		}
 		s.log.Info().Str("reason", act.reason).Msg("supervision ended")
-		return nil
+		return nil, true
 	}
-	return nil
+	return nil, false
 }
 
 // modeChanged records a mode now audible: the store (which keeps time per mode), metrics and the
@@ -356,5 +377,5 @@ func (a *App) endRecord(ctx context.Context, id, reason string) {
 		a.log.Warn().Err(err).Str("session", id).Msg("ending session record")
 		return
 	}
-	a.notify(rec.Tenant, NoteSupervisionEnded, rec)
+	a.notify(rec.Tenant, NoteSupervisionEnded, ViewSession(rec, a.cfg.Clock()))
 }

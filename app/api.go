@@ -7,6 +7,7 @@ import (
 
 	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/dialplan"
+	"github.com/earpiece/earpiece/store"
 )
 
 // The app's API for the HTTP edge (package webhooks): what a CRM or dashboard may ask of it.
@@ -61,6 +62,10 @@ type Call struct {
 	Direction      string        `json:"direction"`       // "inbound" (customer called) or "outbound"
 	StartedAt      time.Time     `json:"started_at"`      // when the agent's channel was answered
 	Supervisors    []Participant `json:"supervisors"`
+	// NeedsHelp: the agent asked for help on this call and nobody accepted yet; HelpRequest is
+	// the call's open or in-progress help request ("" for none).
+	NeedsHelp   bool   `json:"needs_help"`
+	HelpRequest string `json:"help_request_id,omitempty"`
 }
 
 // Participant is a supervisor on a call.
@@ -77,6 +82,40 @@ type JoinRequest struct {
 	Agent      string        // agent extension
 	Supervisor string        // supervisor extension ("" = the principal's own)
 	Mode       dialplan.Mode // initial mode
+	// HelpRequest is the help request this supervision answers ("" for none; set by Accept).
+	HelpRequest string
+}
+
+// SessionView is a supervision session as clients see it, in API answers, events and webhooks
+// alike. It leaves out what is earpiece's own business: Asterisk channel and bridge ids, the
+// instance that runs the session.
+type SessionView struct {
+	ID          string           `json:"id"`
+	CallID      string           `json:"call_id"`
+	Agent       string           `json:"agent"`
+	Supervisor  string           `json:"supervisor"`
+	Mode        string           `json:"mode"`
+	State       string           `json:"state"`
+	Origin      string           `json:"origin"`
+	StartedAt   time.Time        `json:"started_at"`
+	UpdatedAt   time.Time        `json:"updated_at"`
+	EndedAt     time.Time        `json:"ended_at,omitzero"`
+	EndReason   string           `json:"end_reason,omitempty"`
+	ModeSeconds map[string]int64 `json:"mode_seconds"` // time in each mode until now
+}
+
+// ViewSession is rec as clients see it at now.
+func ViewSession(rec store.Session, now time.Time) SessionView {
+	secs := map[string]int64{}
+	for m, d := range rec.ModeTotals(now) {
+		secs[m] = int64(d / time.Second)
+	}
+	return SessionView{
+		ID: rec.ID, CallID: rec.CallID, Agent: rec.Agent, Supervisor: rec.Supervisor,
+		Mode: rec.Mode, State: rec.State, Origin: rec.Origin,
+		StartedAt: rec.StartedAt, UpdatedAt: rec.UpdatedAt, EndedAt: rec.EndedAt,
+		EndReason: rec.EndReason, ModeSeconds: secs,
+	}
 }
 
 // Notification is an event for dashboards (SSE) and CRMs (outbound webhooks).

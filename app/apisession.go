@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/dialplan"
@@ -15,11 +16,15 @@ import (
 // feature code, DTMF switching included. Status: ringing -> joining -> active -> ended.
 
 // Calls lists the principal's tenant's calls in progress.
-func (a *App) Calls(_ context.Context, p Principal) ([]Call, error) {
+func (a *App) Calls(ctx context.Context, p Principal) ([]Call, error) {
 	if err := p.Authorize(PermSupervise); err != nil {
 		return nil, err
 	}
-	return a.callsFor(p.Tenant), nil
+	calls := a.callsFor(p.Tenant)
+	if err := a.markHelp(ctx, p.Tenant, calls); err != nil {
+		return nil, storeFailure(err)
+	}
+	return calls, nil
 }
 
 // Join calls the supervisor's phone and, when it is answered, joins them to the agent's call in
@@ -46,6 +51,7 @@ func (a *App) Join(ctx context.Context, p Principal, req JoinRequest) (store.Ses
 	}
 	s := a.newSession("api", "", true)
 	s.tenant, s.supervisor, s.agent, s.rules, s.keyName = tenant, sup, ag, tenant.DialingRules, p.KeyName
+	s.helpID = req.HelpRequest
 	s.log = s.log.With().Str("tenant", tenant.ID).Str("supervisor", sup.Number).Str("agent", ag.Number).Logger()
 
 	cctx, cancel := context.WithTimeout(ctx, a.cfg.CallTimeout)
@@ -59,13 +65,21 @@ func (a *App) Join(ctx context.Context, p Principal, req JoinRequest) (store.Ses
 		return store.Session{}, apiError(ErrConflict, "call_changed", "the agent is now on another call")
 	}
 	s.m.agentChan, s.m.want = agentChan, req.Mode
+	release, err := a.claimJoin(ctx, tenant.ID, sup.Number, agentChan, s.id)
+	if err != nil {
+		a.auditAPIRefusal(ctx, p, agent, err)
+		return store.Session{}, err
+	}
 	// Audit before acting, then the record: the same entry and record a feature-code join writes,
 	// here before the phone rings.
 	if err := a.audit(ctx, s.joinAudit(req.Mode)); err != nil {
+		release()
 		return store.Session{}, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "audit trail unavailable", err)
 	}
 	rec := s.newRecord(req.Mode)
-	if err := a.store.CreateSession(cctx, rec); err != nil {
+	err = a.store.CreateSession(cctx, rec)
+	release() // from here on the live record says it
+	if err != nil {
 		return store.Session{}, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "the session could not be recorded", err)
 	}
 	s.publish()
@@ -91,8 +105,85 @@ func (a *App) Join(ctx context.Context, p Principal, req JoinRequest) (store.Ses
 		s.postEvent(evOriginateFailed{err: err})
 		return store.Session{}, apiFailure(ErrUnavailable, RefuseAsterisk, "the supervisor's phone could not be called", err)
 	}
-	a.notify(tenant.ID, NoteSupervisionRinging, rec)
+	a.notify(tenant.ID, NoteSupervisionRinging, ViewSession(rec, a.cfg.Clock()))
 	return rec, nil
+}
+
+// RefuseAlreadySupervising: the supervisor already has a live session on the call (one session
+// per supervisor and call: a second would ring the phone again and double the audio).
+const RefuseAlreadySupervising = "already_supervising"
+
+// claimJoin makes sure sup has no live session on the agent's call agentChan and holds that
+// true until release is called (after the new session is recorded): the claim serialises
+// concurrent joins of one supervisor to one call, across instances.
+func (a *App) claimJoin(ctx context.Context, tenant, sup string, agentChan ari.ChannelID, owner string) (release func(), err error) {
+	key := "join:" + tenant + ":" + sup + ":" + string(agentChan)
+	ok, err := a.store.Claim(ctx, key, owner, 2*a.cfg.CallTimeout)
+	if err != nil {
+		return nil, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "the state store is unavailable", err)
+	}
+	if !ok {
+		return nil, apiError(ErrConflict, RefuseAlreadySupervising, "this supervisor is already joining this call")
+	}
+	release = func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+		defer cancel()
+		if err := a.store.Release(rctx, key, owner); err != nil {
+			a.log.Warn().Err(err).Str("tenant", tenant).Str("supervisor", sup).Msg("releasing a join claim")
+		}
+	}
+	live, err := a.store.ListSessions(ctx, tenant)
+	if err != nil {
+		release()
+		return nil, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "the state store is unavailable", err)
+	}
+	for _, s := range live {
+		if !s.Live() || s.Supervisor != sup || s.CallID != string(agentChan) {
+			continue
+		}
+		ended, err := a.awaitEnd(ctx, s.ID)
+		if err != nil {
+			release()
+			return nil, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "the state store is unavailable", err)
+		}
+		if !ended {
+			release()
+			return nil, apiError(ErrConflict, RefuseAlreadySupervising,
+				"this supervisor already supervises this call in session "+s.ID+"; change its mode or end it")
+		}
+	}
+	return release, nil
+}
+
+// rejoinGrace is how long a join waits for the supervisor's other session on the call to end
+// before refusing: a supervisor who hangs up and is joined again at once (a CRM's "rejoin")
+// races the end of the first session, which takes a few milliseconds to be recorded.
+const rejoinGrace = 2 * time.Second
+
+// awaitEnd waits up to rejoinGrace for session id to end and reports whether it did.
+func (a *App) awaitEnd(ctx context.Context, id string) (bool, error) {
+	deadline := time.NewTimer(rejoinGrace)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rec, err := a.store.GetSession(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return true, nil
+		case err != nil:
+			return false, err
+		case !rec.Live():
+			return true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-deadline.C:
+			return false, nil
+		case <-tick.C:
+		}
+	}
 }
 
 // supLegPrefix starts the ids of supervisor legs the API originates.
@@ -119,7 +210,9 @@ func (a *App) auditAPIRefusal(ctx context.Context, p Principal, agent string, er
 	}
 }
 
-// asAPIError turns a refusal into an API error.
+// asAPIError turns a refusal into an API error. The message is fixed per code: a refusal's
+// own text names Asterisk endpoints and ARI resources, which are earpiece's business (it goes
+// to the audit trail and the log with the cause).
 func asAPIError(err error) error {
 	var r *refusal
 	if !errors.As(err, &r) {
@@ -127,15 +220,15 @@ func asAPIError(err error) error {
 	}
 	switch r.code {
 	case RefuseNoActiveCall:
-		return apiError(ErrConflict, r.code, r.err.Error())
+		return apiFailure(ErrConflict, r.code, "the agent is not on a call", r.err)
 	case RefuseTalkerBusy:
-		return apiError(ErrConflict, r.code, r.err.Error())
+		return apiFailure(ErrConflict, r.code, "another supervisor is already talking on this call", r.err)
 	case RefuseStoreUnavailable:
 		return apiFailure(ErrUnavailable, r.code, "the state store is unavailable", r.err)
 	case RefuseAsterisk:
 		return apiFailure(ErrUnavailable, r.code, "Asterisk is unavailable", r.err)
 	default:
-		return apiError(ErrForbidden, r.code, r.err.Error())
+		return apiFailure(ErrForbidden, r.code, "refused: "+r.code, r.err)
 	}
 }
 
@@ -195,7 +288,7 @@ func (a *App) SetMode(ctx context.Context, p Principal, id string, mode dialplan
 	}
 	s, ok := a.localSession(id)
 	if !ok {
-		return store.Session{}, apiError(ErrConflict, "other_instance", "the supervision is run by instance "+rec.Instance)
+		return store.Session{}, errOtherInstance(rec)
 	}
 	cmd := &modeCmd{mode: mode, reply: make(chan error, 1)}
 	s.postCmd(cmd)
@@ -223,7 +316,7 @@ func (a *App) Leave(ctx context.Context, p Principal, id string) (store.Session,
 	}
 	s, ok := a.localSession(id)
 	if !ok {
-		return store.Session{}, apiError(ErrConflict, "other_instance", "the supervision is run by instance "+rec.Instance)
+		return store.Session{}, errOtherInstance(rec)
 	}
 	s.postEvent(evLeave{reason: ReasonAPI})
 	select {
@@ -232,6 +325,13 @@ func (a *App) Leave(ctx context.Context, p Principal, id string) (store.Session,
 		return store.Session{}, apiFailure(ErrUnavailable, "timeout", "timed out waiting for the session", ctx.Err())
 	}
 	return a.Supervision(ctx, p, id)
+}
+
+// errOtherInstance refuses to act on a session another instance runs. Instance names are
+// earpiece's business: the client learns only that it is another one.
+func errOtherInstance(rec store.Session) error {
+	return apiFailure(ErrConflict, "other_instance", "the supervision is run by another earpiece instance; retry there",
+		fmt.Errorf("session %s is run by instance %s", rec.ID, rec.Instance))
 }
 
 // notify hands a notification to the notifier (which never blocks).

@@ -55,6 +55,17 @@ type Store interface {
 	AppendAudit(ctx context.Context, e store.AuditEntry) (string, error)
 	Claim(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, key, owner string) error
+
+	// Help requests (help.go).
+	CreateHelp(ctx context.Context, h store.HelpRequest) (store.HelpRequest, error)
+	GetHelp(ctx context.Context, tenant, id string) (store.HelpRequest, error)
+	HelpOfCall(ctx context.Context, tenant, callID string) (store.HelpRequest, error)
+	AcceptHelp(ctx context.Context, tenant, id, supervisor string, at time.Time) (store.HelpRequest, error)
+	CloseHelp(ctx context.Context, tenant, id, reason string, at time.Time) (store.HelpRequest, error)
+	CancelHelp(ctx context.Context, tenant, id string, at time.Time) (store.HelpRequest, error)
+	SetHelpSession(ctx context.Context, tenant, id, session string) (store.HelpRequest, error)
+	ListHelp(ctx context.Context, tenant string, from, to time.Time) ([]store.HelpRequest, error)
+	ActiveHelp(ctx context.Context, tenant string) ([]store.HelpRequest, error)
 }
 
 // Config tunes the app. Zero values take the defaults noted.

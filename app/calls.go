@@ -134,9 +134,6 @@ func (a *App) rebuildCalls(ctx context.Context) {
 		}
 	}
 	old := a.calls.snap.Swap(idx)
-	if a.cfg.Notifier == nil {
-		return
-	}
 	if old == nil {
 		old = &callIndex{}
 	}
@@ -145,11 +142,15 @@ func (a *App) rebuildCalls(ctx context.Context) {
 			a.notify(c.Tenant, NoteCallStarted, c)
 		}
 	}
+	var ended []Call
 	for id, c := range old.byID {
 		if _, ok := idx.byID[id]; !ok {
 			a.notify(c.Tenant, NoteCallEnded, c)
+			ended = append(ended, c)
 		}
 	}
+	// A help request ends with its call.
+	a.closeHelpOfEndedCalls(ctx, ended)
 }
 
 // direction is "inbound" when the phone's channel was created by a Dial() (or a queue) calling

@@ -28,7 +28,7 @@ type fastRig struct {
 	store *store.Store
 }
 
-func newFastRig(t *testing.T, opts ...func(*Config)) *fastRig {
+func newFastRig(t *testing.T, mods ...func(*Config)) *fastRig {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
@@ -52,8 +52,8 @@ func newFastRig(t *testing.T, opts ...func(*Config)) *fastRig {
 		RefusalTone: 30 * time.Millisecond, EndTone: 30 * time.Millisecond,
 		SnoopTimeout: time.Second, CallTimeout: 2 * time.Second,
 	}
-	for _, o := range opts {
-		o(&acfg)
+	for _, m := range mods {
+		m(&acfg)
 	}
 	a := New(acfg, f, st, dir)
 	ctx, cancel := context.WithCancel(context.Background())

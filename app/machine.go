@@ -48,6 +48,7 @@ const (
 	stepBridgeSnoop      // joining: adding the first snoop to the bridge
 	stepSupervisor       // joining: answering the supervisor and adding them to the bridge
 	stepTone             // ending: the supervisor hears a tone before being hung up
+	stepHelp             // joining: accepting the oldest open help request (the help code)
 )
 
 func (s step) String() string {
@@ -74,6 +75,8 @@ func (s step) String() string {
 		return "supervisor"
 	case stepTone:
 		return "tone"
+	case stepHelp:
+		return "help"
 	default:
 		return fmt.Sprintf("step(%d)", int(s))
 	}
@@ -161,6 +164,11 @@ type (
 	evRing struct{}
 	// evStart begins a feature-code join in mode (the supervisor is authorized).
 	evStart struct{ mode dialplan.Mode }
+	// evStartHelp begins a help-code join: accept the oldest open request the supervisor may
+	// accept, then join its call in whisper.
+	evStartHelp struct{}
+	// evHelpAccepted: the help request was accepted; the session now knows its agent.
+	evHelpAccepted struct{}
 	// evRefused: the supervisor is turned away (authorization or a join step failed).
 	evRefused struct{ r *refusal }
 	// evStepDone: the action of the current join step succeeded.
@@ -215,6 +223,8 @@ type (
 func (evRing) isEvent()            {}
 func (evStart) isEvent()           {}
 func (evRefused) isEvent()         {}
+func (evStartHelp) isEvent()       {}
+func (evHelpAccepted) isEvent()    {}
 func (evStepDone) isEvent()        {}
 func (evCallFound) isEvent()       {}
 func (evChannelUp) isEvent()       {}
@@ -237,6 +247,9 @@ type action interface{ isAction() }
 type (
 	// actFindCall looks up the agent's active call -> evCallFound or evRefused.
 	actFindCall struct{}
+	// actAcceptHelp accepts (audited first) the oldest open help request the supervisor may
+	// accept -> evHelpAccepted or evRefused.
+	actAcceptHelp struct{}
 	// actAuditJoin writes the join's audit entry -> evStepDone or evRefused.
 	actAuditJoin struct{ mode dialplan.Mode }
 	// actCreateRecord writes the session record -> evStepDone or evRefused.
@@ -315,6 +328,7 @@ type (
 
 func (actFindCall) isAction()         {}
 func (actAuditJoin) isAction()        {}
+func (actAcceptHelp) isAction()       {}
 func (actCreateRecord) isAction()     {}
 func (actMarkJoining) isAction()      {}
 func (actClaimTalker) isAction()      {}
@@ -533,6 +547,19 @@ func (m machine) joining(cfg machineConfig, e event) (machine, []action) {
 		}
 		m.want = e.mode
 		m.step = stepFindCall
+		return m, []action{actFindCall{}}
+	case evStartHelp:
+		if m.api || m.step != stepNone {
+			return m, nil
+		}
+		m.step = stepHelp
+		return m, []action{actAcceptHelp{}}
+	case evHelpAccepted:
+		if m.step != stepHelp {
+			return m, nil
+		}
+		// A help-code join starts in whisper: the supervisor is there to coach.
+		m.want, m.step = dialplan.Whisper, stepFindCall
 		return m, []action{actFindCall{}}
 	case evRefused:
 		return m.refuse(cfg, e.r)

@@ -26,6 +26,7 @@ type session struct {
 	origin     string // "feature_code" or "api"
 	keyName    string // the API key that started it ("" for feature codes)
 	dialed     string // what the supervisor dialed (feature codes; audited with refusals)
+	helpID     string // the help request this session answers ("" for none)
 	started    time.Time
 	tenant     *config.Tenant
 	supervisor *config.Extension
@@ -195,6 +196,13 @@ func (s *session) authorizeFeature(endpoint, tenantArg string) event {
 		return evRefused{r: &refusal{RefuseTenantMismatch, fmt.Errorf("dialplan says tenant %q, caller %s belongs to %q", tenantArg, endpoint, tenant.ID)}}
 	}
 	s.rules = tenant.DialingRules
+	if s.rules.IsHelpAccept(s.dialed) {
+		if !sup.Role.MaySupervise() {
+			return evRefused{r: &refusal{RefuseNotSupervisor, fmt.Errorf("%s has role %s", sup.Number, sup.Role)}}
+		}
+		// Which request (and so which agent) is decided by the store: the join's first step.
+		return evStartHelp{}
+	}
 	mode, target, err := s.rules.Parse(s.dialed)
 	if err != nil {
 		if errors.Is(err, dialplan.ErrInvalidTarget) {
@@ -225,6 +233,7 @@ func (s *session) newRecord(mode dialplan.Mode) store.Session {
 		CallID: string(s.m.agentChan), Origin: s.origin, Mode: mode.String(), State: s.m.state,
 		SupervisorChannel: string(s.supChan), AgentChannel: string(s.m.agentChan),
 		BridgeID: string(bridgeID(s.id)), Instance: s.app.cfg.Instance, StartedAt: now, UpdatedAt: now,
+		HelpRequest: s.helpID,
 	}
 }
 
@@ -239,6 +248,12 @@ func (s *session) joinAudit(mode dialplan.Mode) store.AuditEntry {
 
 func (s *session) auditEntry(action, outcome, reason string, extra map[string]string) store.AuditEntry {
 	e := store.AuditEntry{Action: action, Outcome: outcome, Reason: reason, Session: s.id, Extra: extra}
+	if s.helpID != "" {
+		if e.Extra == nil {
+			e.Extra = map[string]string{}
+		}
+		e.Extra["help_request"] = s.helpID
+	}
 	if s.tenant != nil {
 		e.Tenant = s.tenant.ID
 	}

@@ -87,8 +87,8 @@ func (c *Config) CheckExposure() error {
 	if c.HTTP.Published != "" {
 		where = fmt.Sprintf("http.published %q", c.HTTP.Published)
 	}
-	errs := []error{fmt.Errorf("refusing to serve beyond loopback (%s) with published sample credentials; "+
-		"replace them, or listen on loopback only (a container published on the host's loopback: set %s=127.0.0.1):", where, EnvHTTPPublished)}
+	errs := []error{fmt.Errorf("refusing to serve beyond loopback (%s) with the published sample credentials below; "+
+		"replace them, or listen on loopback only (a container published on the host's loopback only: set %s=127.0.0.1)", where, EnvHTTPPublished)}
 	for _, f := range found {
 		errs = append(errs, errors.New("  "+f))
 	}

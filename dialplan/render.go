@@ -106,6 +106,13 @@ func Render(w io.Writer, tenant string, r Rules, opts RenderOptions) error {
 		b.WriteString(" same => n,ExecIf($[\"${STASISSTATUS}\" = \"FAILED\"]?Congestion(3))\n")
 		b.WriteString(" same => n,Hangup()\n")
 	}
+	if c := r.HelpAcceptCode; c != "" {
+		// The help-accept code is an exact extension: nothing follows it.
+		fmt.Fprintf(&b, "\nexten => %s,1,NoOp(earpiece help accept)\n", c)
+		fmt.Fprintf(&b, " same => n,Stasis(%s,feature,%s,${EXTEN})\n", opts.App, tenant)
+		b.WriteString(" same => n,ExecIf($[\"${STASISSTATUS}\" = \"FAILED\"]?Congestion(3))\n")
+		b.WriteString(" same => n,Hangup()\n")
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("render dialplan for tenant %q: %w", tenant, err)
 	}

@@ -56,19 +56,29 @@ type Rules struct {
 	SpyDTMF       string `json:"spy_dtmf" yaml:"spy_dtmf"`
 	WhisperDTMF   string `json:"whisper_dtmf" yaml:"whisper_dtmf"`
 	BargeDTMF     string `json:"barge_dtmf" yaml:"barge_dtmf"`
+	// HelpAcceptCode is dialed as is (no extension after it) by a supervisor to accept the
+	// oldest open help request they may accept, joining its call in whisper. Empty: none.
+	HelpAcceptCode string `json:"help_accept_code" yaml:"help_accept_code"`
 }
 
 // DefaultRules returns the defaults: prefixes *90 (spy),
-// *91 (whisper), *92 (barge) and in-call DTMF 0, 1, 2.
+// *91 (whisper), *92 (barge), in-call DTMF 0, 1, 2, and *93 to accept a help
+// request.
 func DefaultRules() Rules {
 	return Rules{
-		SpyPrefix:     "*90",
-		WhisperPrefix: "*91",
-		BargePrefix:   "*92",
-		SpyDTMF:       "0",
-		WhisperDTMF:   "1",
-		BargeDTMF:     "2",
+		SpyPrefix:      "*90",
+		WhisperPrefix:  "*91",
+		BargePrefix:    "*92",
+		SpyDTMF:        "0",
+		WhisperDTMF:    "1",
+		BargeDTMF:      "2",
+		HelpAcceptCode: "*93",
 	}
+}
+
+// IsHelpAccept reports whether dialed is the help-accept code.
+func (r Rules) IsHelpAccept(dialed string) bool {
+	return r.HelpAcceptCode != "" && dialed == r.HelpAcceptCode
 }
 
 // WithDefaults returns r with every empty field replaced by the field of
@@ -88,6 +98,7 @@ func (r Rules) WithDefaults() Rules {
 	fill(&r.SpyDTMF, d.SpyDTMF)
 	fill(&r.WhisperDTMF, d.WhisperDTMF)
 	fill(&r.BargeDTMF, d.BargeDTMF)
+	fill(&r.HelpAcceptCode, d.HelpAcceptCode)
 	return r
 }
 
@@ -232,6 +243,7 @@ func (r Rules) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, r.validateHelp()...)
 	for _, m := range modes {
 		if d := r.DigitFor(m); !isDTMF(d) {
 			errs = append(errs, fmt.Errorf("%s_dtmf %q: %w", m, d, ErrNotDTMFCode))
@@ -261,4 +273,36 @@ func isDTMF(s string) bool {
 	}
 	c := rune(s[0])
 	return isDialable(c) || ('A' <= c && c <= 'D')
+}
+
+// validateHelp checks the help-accept code: dialable, not too long, and not
+// clashing with a prefix (equal, or either starting the other: Asterisk's
+// pattern for the prefix would catch the code, or the code would hide the
+// prefix's shortest targets).
+func (r Rules) validateHelp() []error {
+	const field = "help_accept_code"
+	c := r.HelpAcceptCode
+	var errs []error
+	switch {
+	case c == "":
+		return nil // no help code (WithDefaults gives one)
+	case len(c) > MaxPrefixLen:
+		errs = append(errs, fmt.Errorf("%s %q: longer than %d characters: %w", field, c, MaxPrefixLen, ErrInvalidRule))
+	}
+	if i := strings.IndexFunc(c, func(ch rune) bool { return !isDialable(ch) }); i >= 0 {
+		errs = append(errs, fmt.Errorf("%s %q: character %q cannot be dialed (want 0-9, * or #): %w", field, c, []rune(c[i:])[0], ErrInvalidRule))
+	}
+	for _, m := range modes {
+		p := r.Prefix(m)
+		switch {
+		case p == "":
+		case p == c:
+			errs = append(errs, fmt.Errorf("%s and %s_prefix are both %q: %w", field, m, c, ErrConflict))
+		case strings.HasPrefix(c, p):
+			errs = append(errs, fmt.Errorf("%s_prefix %q is a prefix of %s %q: %w", m, p, field, c, ErrConflict))
+		case strings.HasPrefix(p, c):
+			errs = append(errs, fmt.Errorf("%s %q is a prefix of %s_prefix %q: %w", field, c, m, p, ErrConflict))
+		}
+	}
+	return errs
 }

@@ -157,7 +157,8 @@ func TestValidate(t *testing.T) {
 			dialplan.ErrConflict, `spy_prefix and barge_prefix are both "*90": conflicting codes`},
 		{"prefix of another", with(func(r *dialplan.Rules) { r.SpyPrefix = "*9" }),
 			dialplan.ErrConflict, "spy_prefix \"*9\" is a prefix of whisper_prefix \"*91\": conflicting codes\n" +
-				`spy_prefix "*9" is a prefix of barge_prefix "*92": conflicting codes`},
+				"spy_prefix \"*9\" is a prefix of barge_prefix \"*92\": conflicting codes\n" +
+				`spy_prefix "*9" is a prefix of help_accept_code "*93": conflicting codes`},
 		{"later prefix starts earlier", with(func(r *dialplan.Rules) { r.BargePrefix = "*901" }),
 			dialplan.ErrConflict, `spy_prefix "*90" is a prefix of barge_prefix "*901": conflicting codes`},
 		{"two-key DTMF", with(func(r *dialplan.Rules) { r.SpyDTMF = "10" }),
@@ -246,7 +247,7 @@ func TestWithDefaults(t *testing.T) {
 	got := dialplan.Rules{SpyPrefix: "*21", BargeDTMF: "9"}.WithDefaults()
 	want := dialplan.Rules{
 		SpyPrefix: "*21", WhisperPrefix: "*91", BargePrefix: "*92",
-		SpyDTMF: "0", WhisperDTMF: "1", BargeDTMF: "9",
+		SpyDTMF: "0", WhisperDTMF: "1", BargeDTMF: "9", HelpAcceptCode: "*93",
 	}
 	if got != want {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
@@ -264,5 +265,26 @@ func TestValidTarget(t *testing.T) {
 		if got := dialplan.ValidTarget(s); got != want {
 			t.Errorf("ValidTarget(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+func TestHelpAcceptCode(t *testing.T) {
+	r := dialplan.DefaultRules()
+	if !r.IsHelpAccept("*93") || r.IsHelpAccept("*93744") || r.IsHelpAccept("*90744") {
+		t.Error("IsHelpAccept: want exactly *93")
+	}
+	if (dialplan.Rules{}).IsHelpAccept("") {
+		t.Error("an empty code matches nothing")
+	}
+	for _, code := range []string{"*90", "*9", "*9012", "*9x", "*123456789"} {
+		r := dialplan.DefaultRules()
+		r.HelpAcceptCode = code
+		if err := r.Validate(); !errors.Is(err, dialplan.ErrInvalidRule) {
+			t.Errorf("help_accept_code %q: Validate() = %v, want an invalid rule", code, err)
+		}
+	}
+	r.HelpAcceptCode = "#5"
+	if err := r.Validate(); err != nil {
+		t.Errorf("help_accept_code #5: %v", err)
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
+
+	"github.com/earpiece/earpiece/config"
 )
 
 // Outbound webhook headers (Standard Webhooks, https://www.standardwebhooks.com/).
@@ -26,46 +26,34 @@ type Endpoint struct {
 	// base64-encoded key (the Standard Webhooks format), which is decoded; any other value
 	// is used as it is.
 	Secret string
+	// AllowLocal lets the endpoint reach loopback, link-local and unspecified addresses
+	// (config.LocalAddress), which are refused otherwise: in the URL, and at every
+	// connection, whatever the name resolves to then.
+	AllowLocal bool
 }
 
-// Validate reports what is wrong with e.
+// Validate reports what is wrong with e: the same checks as the configuration's
+// (config.CheckWebhookURL, config.WebhookSigningKey), so that what check-config passes is what
+// the hub sends. Messages show the URL without its password.
 func (e Endpoint) Validate() error {
 	var errs []error
 	if e.Tenant == "" {
 		errs = append(errs, errors.New("tenant: required"))
 	}
-	u, err := url.Parse(e.URL)
-	switch {
-	case e.URL == "":
-		errs = append(errs, errors.New("url: required"))
-	case err != nil:
+	if err := config.CheckWebhookURL(e.URL, e.AllowLocal); err != nil {
 		errs = append(errs, fmt.Errorf("url: %w", err))
-	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
-		errs = append(errs, fmt.Errorf("url %q: want an absolute http or https URL", e.URL))
 	}
 	if _, err := signingKey(e.Secret); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("webhook endpoint %q of tenant %q: %w", e.URL, e.Tenant, err)
+		return fmt.Errorf("webhook endpoint %q of tenant %q: %w", config.RedactURL(e.URL), e.Tenant, err)
 	}
 	return nil
 }
 
 // signingKey is the HMAC key of an endpoint secret: a "whsec_" secret is base64.
-func signingKey(secret string) ([]byte, error) {
-	if secret == "" {
-		return nil, errors.New("secret: required")
-	}
-	if b64, ok := strings.CutPrefix(secret, "whsec_"); ok {
-		key, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(key) == 0 {
-			return nil, errors.New("secret: whsec_ followed by invalid base64")
-		}
-		return key, nil
-	}
-	return []byte(secret), nil
-}
+func signingKey(secret string) ([]byte, error) { return config.WebhookSigningKey(secret) }
 
 // Sign is the webhook-signature header value: "v1," + base64(HMAC-SHA256(key,
 // id + "." + timestamp + "." + body)).

@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/earpiece/earpiece/app"
+	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/store"
 )
 
@@ -76,7 +77,9 @@ type Config struct {
 	// EndpointQueue is the capacity of each endpoint's queue of deliveries and of retries
 	// (1000); beyond it a delivery fails with "queue full".
 	EndpointQueue int
-	// Client sends the POSTs (default: a client that does not follow redirects).
+	// Client, if set, sends every endpoint's POSTs, with its own dial policy. By default each
+	// endpoint gets a client that follows no redirects and, unless the endpoint has
+	// AllowLocal, connects to no local address (see newClient).
 	Client *http.Client
 	// Registerer, if set, gets the hub's metrics.
 	Registerer prometheus.Registerer
@@ -91,11 +94,11 @@ type Config struct {
 // timer, so a slow or dead receiver only delays its own deliveries. Retries wait in memory: a
 // restart loses the pending ones (their records stay "retrying").
 type Hub struct {
-	cfg    Config
-	log    zerolog.Logger
-	client *http.Client
-	notes  chan app.Notification
-	byTen  map[string][]*endpointQueue
+	cfg     Config
+	log     zerolog.Logger
+	clients []*http.Client // every endpoint's, for CloseIdleConnections
+	notes   chan app.Notification
+	byTen   map[string][]*endpointQueue
 
 	dropped     atomic.Uint64
 	lastDropLog atomic.Int64 // unix seconds of the last "dropped" log line
@@ -106,10 +109,12 @@ var _ app.Notifier = (*Hub)(nil)
 
 // endpointQueue is one endpoint's delivery machinery.
 type endpointQueue struct {
-	ep    Endpoint
-	key   []byte
-	queue chan *delivery // ready to attempt
-	retry chan *delivery // failed, to be scheduled
+	ep     Endpoint
+	url    string // ep.URL without its password: what logs and records show
+	key    []byte
+	client *http.Client
+	queue  chan *delivery // ready to attempt
+	retry  chan *delivery // failed, to be scheduled
 }
 
 type delivery struct {
@@ -141,16 +146,25 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.EndpointQueue <= 0 {
 		cfg.EndpointQueue = DefaultEndpointQueue
 	}
-	client := cfg.Client
-	if client == nil {
-		client = &http.Client{
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
-			// A 3xx is an answer like any other non-2xx: a failed attempt.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	var guarded, local *http.Client // made when an endpoint needs them
+	clientFor := func(ep Endpoint) *http.Client {
+		switch {
+		case cfg.Client != nil:
+			return cfg.Client
+		case ep.AllowLocal:
+			if local == nil {
+				local = newClient(true)
+			}
+			return local
+		default:
+			if guarded == nil {
+				guarded = newClient(false)
+			}
+			return guarded
 		}
 	}
 	h := &Hub{
-		cfg: cfg, log: cfg.Logger, client: client,
+		cfg: cfg, log: cfg.Logger,
 		notes: make(chan app.Notification, cfg.NotifyQueue),
 		byTen: map[string][]*endpointQueue{},
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -166,13 +180,18 @@ func New(cfg Config) (*Hub, error) {
 		}
 		key, _ := signingKey(ep.Secret)
 		h.byTen[ep.Tenant] = append(h.byTen[ep.Tenant], &endpointQueue{
-			ep: ep, key: key,
+			ep: ep, url: config.RedactURL(ep.URL), key: key, client: clientFor(ep),
 			queue: make(chan *delivery, cfg.EndpointQueue),
 			retry: make(chan *delivery, cfg.EndpointQueue),
 		})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	for _, c := range []*http.Client{cfg.Client, guarded, local} {
+		if c != nil {
+			h.clients = append(h.clients, c)
+		}
 	}
 	if cfg.Registerer != nil {
 		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -228,7 +247,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 	})
 	wg.Wait()
-	h.client.CloseIdleConnections()
+	for _, c := range h.clients {
+		c.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -251,7 +272,7 @@ func (h *Hub) publish(ctx context.Context, n app.Notification) {
 	}
 	for _, eq := range h.byTen[n.Tenant] {
 		d := &delivery{body: body, rec: store.Delivery{
-			ID: "msg_" + crand.Text(), Tenant: n.Tenant, URL: eq.ep.URL, Type: n.Type,
+			ID: "msg_" + crand.Text(), Tenant: n.Tenant, URL: eq.url, Type: n.Type,
 			Status: store.DeliveryPending, CreatedAt: now, UpdatedAt: now,
 		}}
 		select {
@@ -259,7 +280,7 @@ func (h *Hub) publish(ctx context.Context, n app.Notification) {
 		default:
 			d.rec.Status, d.rec.LastError = store.DeliveryFailed, "endpoint queue full"
 			h.attempts.WithLabelValues(store.DeliveryFailed).Inc()
-			log.Error().Str("url", eq.ep.URL).Str("delivery", d.rec.ID).Msg("webhook queue full: delivery dropped")
+			log.Error().Str("url", eq.url).Str("delivery", d.rec.ID).Msg("webhook queue full: delivery dropped")
 			h.save(ctx, d.rec)
 		}
 	}
@@ -290,9 +311,13 @@ func (h *Hub) attempt(ctx context.Context, eq *endpointQueue, d *delivery) {
 	if ctx.Err() != nil {
 		return // shutting down: the attempt was cut, not failed
 	}
+	if err != nil {
+		// The record and the log show the URL without its password, whatever the error says.
+		err = errors.New(config.RedactError(err, eq.ep.URL))
+	}
 	now := h.cfg.Clock().UTC()
 	d.rec.UpdatedAt, d.rec.LastStatus, d.rec.NextAttemptAt = now, status, time.Time{}
-	log := h.log.With().Str("tenant", d.rec.Tenant).Str("url", eq.ep.URL).Str("delivery", d.rec.ID).
+	log := h.log.With().Str("tenant", d.rec.Tenant).Str("url", eq.url).Str("delivery", d.rec.ID).
 		Int("attempt", d.rec.Attempts).Logger()
 	switch {
 	case err == nil:
@@ -340,7 +365,7 @@ func (h *Hub) post(ctx context.Context, eq *endpointQueue, d *delivery) (int, er
 	req.Header.Set(HeaderWebhookID, d.rec.ID)
 	req.Header.Set(HeaderWebhookTimestamp, ts)
 	req.Header.Set(HeaderWebhookSignature, Sign(eq.key, d.rec.ID, ts, d.body))
-	resp, err := h.client.Do(req)
+	resp, err := eq.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return 0, fmt.Errorf("no answer within %v", h.cfg.AttemptTimeout)

@@ -97,7 +97,7 @@ func TestWebhookRetriesAndSignatures(t *testing.T) {
 		return http.StatusNoContent
 	})
 	e := newEnv(t, fast, func(c *Config) {
-		c.Endpoints = []Endpoint{{Tenant: "acme", URL: rcv.srv.URL + "/hook", Secret: "acme-webhook-secret"}}
+		c.Endpoints = []Endpoint{{Tenant: "acme", URL: rcv.srv.URL + "/hook", Secret: "acme-webhook-secret", AllowLocal: true}}
 	})
 	hub := e.runHub()
 	hub.Notify(app.Notification{Type: app.NoteCallStarted, Tenant: "acme", Time: t0, Data: map[string]string{"call_id": "c1"}})
@@ -150,7 +150,7 @@ func TestWebhookRetriesAndSignatures(t *testing.T) {
 func TestWebhookGivesUp(t *testing.T) {
 	rcv := newReceiver(t, "s", func(int) int { return http.StatusBadGateway })
 	e := newEnv(t, fast, func(c *Config) {
-		c.Endpoints = []Endpoint{{Tenant: "acme", URL: rcv.srv.URL, Secret: "s"}}
+		c.Endpoints = []Endpoint{{Tenant: "acme", URL: rcv.srv.URL, Secret: "s", AllowLocal: true}}
 	})
 	e.runHub().Notify(app.Notification{Type: app.NoteCallEnded, Tenant: "acme"})
 	for range 4 { // first attempt + 3 retries
@@ -180,8 +180,8 @@ func TestHangingReceiverDelaysNobodyElse(t *testing.T) {
 		c.AttemptTimeout = 30 * time.Second
 		c.Workers = 1
 		c.Endpoints = []Endpoint{
-			{Tenant: "globex", URL: slow.srv.URL, Secret: "g"},
-			{Tenant: "acme", URL: ok.srv.URL, Secret: "a"},
+			{Tenant: "globex", URL: slow.srv.URL, Secret: "g", AllowLocal: true},
+			{Tenant: "acme", URL: ok.srv.URL, Secret: "a", AllowLocal: true},
 		}
 	})
 	hub := e.runHub()
@@ -231,6 +231,13 @@ func TestEndpointValidation(t *testing.T) {
 		{Tenant: "acme", URL: "/relative", Secret: "s"},
 		{Tenant: "acme", URL: "https://x.example"},
 		{Tenant: "acme", URL: "https://x.example", Secret: "whsec_!!"},
+		// Local targets (SSRF), unless allowed.
+		{Tenant: "acme", URL: "http://169.254.169.254/latest/meta-data/", Secret: "s"},
+		{Tenant: "acme", URL: "http://127.0.0.1:9000/hook", Secret: "s"},
+		{Tenant: "acme", URL: "http://[::1]/hook", Secret: "s"},
+		{Tenant: "acme", URL: "http://[fe80::1%25eth0]/hook", Secret: "s"},
+		{Tenant: "acme", URL: "http://0.0.0.0/hook", Secret: "s"},
+		{Tenant: "acme", URL: "http://localhost:9000/hook", Secret: "s"},
 	} {
 		cfg := e.cfg
 		cfg.Endpoints = []Endpoint{ep}

@@ -36,8 +36,8 @@ type APIKey struct {
 	// it once, when the key is created. Keys created before signing secrets
 	// existed have none and cannot sign.
 	SigningSecret string    `json:"signing_secret,omitempty"`
-	CreatedAt         time.Time `json:"created_at"`
-	CreatedBy         string    `json:"created_by,omitempty"` // name of the key that created it
+	CreatedAt     time.Time `json:"created_at"`
+	CreatedBy     string    `json:"created_by,omitempty"` // name of the key that created it
 }
 
 // createAPIKeyScript stores a key unless its name (in the tenant) or its hash

@@ -16,8 +16,10 @@ import (
 // The audit trail keeps every entry for Options.AuditRetention, by time and never by count:
 // whoever can make entries (a supervisor key trying joins it may not make, say) cannot push
 // the history out by making many. What bounds the trail's size is then the rate of entries, so
-// repeated refusals are folded: the refusals of one actor with the same action and reason
-// within one Options.AuditBurstWindow are one entry, the first, whose Repeats counts the others.
+// repeated refusals are folded: of the refusals of one actor with the same action and reason
+// within one Options.AuditBurstWindow, the first Options.AuditBurstEntries are entries, and the
+// last of those counts the others in its Repeats. A person mistyping a code keeps every detail;
+// a flood makes a few entries a minute.
 
 // DefaultAuditLimit is the number of entries Audit returns when limit <= 0.
 const DefaultAuditLimit = 1000
@@ -39,8 +41,8 @@ type AuditEntry struct {
 	Session string            `json:"session,omitempty"`
 	Extra   map[string]string `json:"extra,omitempty"`
 	// Repeats is, on read, how many more refusals of the same actor, action and reason the
-	// entry stands for (within its Options.AuditBurstWindow): only the first one's target,
-	// session and extra are kept.
+	// entry stands for, within its Options.AuditBurstWindow: their targets, sessions and
+	// extras are not kept.
 	Repeats int64 `json:"repeats,omitempty"`
 }
 
@@ -55,7 +57,7 @@ const (
 	fReason  = "reason"
 	fSession = "session"
 	fExtra   = "extra"
-	fBurst   = "burst" // a folded refusal's burst id: keyAuditBurst holds its repeats
+	fBurst   = "burst" // on the last entry of a burst: its id (keyAuditBurst counts the burst)
 )
 
 // auditAddScript appends an entry and drops the entries older than the retention, both by the
@@ -69,22 +71,23 @@ return redis.call('XADD', KEYS[1], 'MINID', string.format('%.0f', minid), '*', u
 `)
 
 // auditBurstScript counts a refusal in its burst. KEYS[1] the burst's counter; ARGV[1] its
-// TTL in ms. Returns -1 for the burst's first refusal (write the entry), else the repeats so
-// far.
+// TTL in ms, set by the burst's first refusal. Returns the refusal's number in the burst.
 var auditBurstScript = redis.NewScript(`
-if redis.call('SET', KEYS[1], '0', 'NX', 'PX', ARGV[1]) then
-  return -1
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-return redis.call('INCR', KEYS[1])
+return n
 `)
 
 // AppendAudit records e in its tenant's audit stream and returns the entry's
 // stream id. The app calls it before acting and refuses the action when it
 // fails: an action that cannot be recorded is not done.
 //
-// A refusal (Outcome OutcomeRefused) repeating one of the same actor, action
-// and reason within the current AuditBurstWindow is counted on that entry
-// instead (see Repeats); AppendAudit then returns "".
+// A refusal (Outcome OutcomeRefused) beyond the first AuditBurstEntries of the
+// same actor, action and reason within the current AuditBurstWindow is
+// counted on the last of those entries instead (see Repeats); AppendAudit
+// then returns "".
 //
 // The stream id is assigned by Redis from its own clock (XADD *), which keeps
 // ids increasing whatever the app instances' clocks say; e.Time keeps the
@@ -99,15 +102,18 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 	if e.Time.IsZero() {
 		e.Time = s.clock()
 	}
-	var burst string
+	var burst string // set on the burst's last entry
 	if e.Outcome == OutcomeRefused {
-		burst = s.burstID(e)
-		n, err := auditBurstScript.Run(ctx, s.rdb, []string{auditBurstKey(e.Tenant, burst)}, millis(s.auditRetention)).Int64()
+		id := s.burstID(e)
+		n, err := auditBurstScript.Run(ctx, s.rdb, []string{auditBurstKey(e.Tenant, id)}, millis(s.auditRetention)).Int64()
 		if err != nil {
 			return "", fmt.Errorf("append audit %s by %s for tenant %s: counting the refusal: %w", e.Action, e.Actor, e.Tenant, err)
 		}
-		if n >= 0 {
-			return "", nil // folded into the burst's entry
+		switch {
+		case n > int64(s.auditBurstEntries):
+			return "", nil // counted on the burst's last entry
+		case n == int64(s.auditBurstEntries):
+			burst = id
 		}
 	}
 	values := []any{fTime, e.Time.UTC().Format(time.RFC3339Nano), fTenant, e.Tenant, fAction, e.Action}
@@ -131,12 +137,6 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 	}
 	id, err := auditAddScript.Run(ctx, s.rdb, []string{auditKey(e.Tenant)}, append([]any{millis(s.auditRetention)}, values...)...).Text()
 	if err != nil {
-		if burst != "" {
-			// The next refusal writes the entry this one could not.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			_ = s.rdb.Del(dctx, auditBurstKey(e.Tenant, burst)).Err()
-			cancel()
-		}
 		return "", fmt.Errorf("append audit %s by %s for tenant %s: %w", e.Action, e.Actor, e.Tenant, err)
 	}
 	return id, nil
@@ -210,7 +210,8 @@ func (s *Store) auditRange(ctx context.Context, tenant, start string, to time.Ti
 			return nil, fmt.Errorf("reading refusal repeats: %w", err)
 		}
 		for i, cmd := range repeats {
-			out[i].Repeats, _ = cmd.Int64() // gone (expired with the entry's retention): 0
+			n, _ := cmd.Int64() // gone (expired with the entry's retention): 0
+			out[i].Repeats = max(n-int64(s.auditBurstEntries), 0)
 		}
 	}
 	return out, nil

@@ -48,7 +48,9 @@ const (
 
 	// keyClaim + caller's claim key → string: the owner (app instance or
 	// session id) that holds it. The app's claim keys are "talker:<agent
-	// channel id>", the one-talker slot of a call. TTL chosen by the claimer
+	// channel id>", the one-talker slot of a call, and "join:<tenant>:<supervisor
+	// extension>:<agent channel id>", held while an API join checks and records
+	// that the supervisor has no other session on the call. TTL chosen by the claimer
 	// (Claim by the owner again resets it); deleted by Release from its owner
 	// only.
 	keyClaim = Prefix + "claim:"

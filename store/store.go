@@ -46,11 +46,12 @@ var (
 
 // Defaults for the zero Options fields.
 const (
-	DefaultTTL              = 12 * time.Hour
-	DefaultHistoryTTL       = 24 * time.Hour
-	DefaultAuditRetention   = 365 * 24 * time.Hour
-	DefaultAuditBurstWindow = time.Minute
-	DefaultMaxRetries       = 10
+	DefaultTTL               = 12 * time.Hour
+	DefaultHistoryTTL        = 24 * time.Hour
+	DefaultAuditRetention    = 365 * 24 * time.Hour
+	DefaultAuditBurstWindow  = time.Minute
+	DefaultAuditBurstEntries = 5
+	DefaultMaxRetries        = 10
 )
 
 // Options configure a Store. The zero value gives the defaults above.
@@ -66,8 +67,10 @@ type Options struct {
 	// that making entries cannot push older ones out.
 	AuditRetention time.Duration
 	// AuditBurstWindow is the window in which repeated refusals of one actor
-	// for one reason are folded into one entry (see AuditEntry.Repeats).
-	AuditBurstWindow time.Duration
+	// for one reason are folded, beyond the first AuditBurstEntries, into the
+	// last of those (see AuditEntry.Repeats).
+	AuditBurstWindow  time.Duration
+	AuditBurstEntries int
 	// MaxRetries bounds the WATCH/MULTI attempts of one change before it
 	// fails with ErrConflict.
 	MaxRetries int
@@ -82,14 +85,15 @@ type Options struct {
 // Store is earpiece's Redis state. It is safe for concurrent use; it does not
 // own the client (the caller closes it).
 type Store struct {
-	rdb            redis.UniversalClient
-	ttl            time.Duration
-	historyTTL     time.Duration
-	auditRetention time.Duration
-	auditBurst     time.Duration
-	maxRetries     int
-	helpTTL        time.Duration
-	now            func() time.Time
+	rdb               redis.UniversalClient
+	ttl               time.Duration
+	historyTTL        time.Duration
+	auditRetention    time.Duration
+	auditBurst        time.Duration
+	auditBurstEntries int
+	maxRetries        int
+	helpTTL           time.Duration
+	now               func() time.Time
 }
 
 // New returns a Store using client.
@@ -103,14 +107,15 @@ type Store struct {
 // caller's deadline cuts that short.
 func New(client redis.UniversalClient, opts Options) *Store {
 	s := &Store{
-		rdb:            client,
-		ttl:            opts.TTL,
-		historyTTL:     opts.HistoryTTL,
-		auditRetention: opts.AuditRetention,
-		auditBurst:     opts.AuditBurstWindow,
-		maxRetries:     opts.MaxRetries,
-		helpTTL:        opts.HelpTTL,
-		now:            opts.Clock,
+		rdb:               client,
+		ttl:               opts.TTL,
+		historyTTL:        opts.HistoryTTL,
+		auditRetention:    opts.AuditRetention,
+		auditBurst:        opts.AuditBurstWindow,
+		auditBurstEntries: opts.AuditBurstEntries,
+		maxRetries:        opts.MaxRetries,
+		helpTTL:           opts.HelpTTL,
+		now:               opts.Clock,
 	}
 	if s.helpTTL <= 0 {
 		s.helpTTL = DefaultHelpTTL
@@ -126,6 +131,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	}
 	if s.auditBurst <= 0 {
 		s.auditBurst = DefaultAuditBurstWindow
+	}
+	if s.auditBurstEntries <= 0 {
+		s.auditBurstEntries = DefaultAuditBurstEntries
 	}
 	if s.maxRetries <= 0 {
 		s.maxRetries = DefaultMaxRetries

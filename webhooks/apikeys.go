@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/earpiece/earpiece/app"
 	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/store"
 )
@@ -39,11 +40,16 @@ type apiKeyJSON struct {
 	CreatedBy         string    `json:"created_by,omitempty"`
 }
 
-// createdKeyJSON is the answer to POST /v1/api-keys: the only time the key is shown.
+// createdKeyJSON is the answer to POST /v1/api-keys: the only time the key and its signing
+// secret are shown.
 type createdKeyJSON struct {
-	Key string `json:"key"`
+	Key           string `json:"key"`
+	SigningSecret string `json:"signing_secret"`
 	apiKeyJSON
 }
+
+// signingSecretPrefix starts every signing secret the API creates.
+const signingSecretPrefix = "ess_"
 
 type createKeyBody struct {
 	Name              string `json:"name"`
@@ -78,13 +84,12 @@ func (s *Server) createAPIKey(c *echo.Context) error {
 	if s.bootstrapKey(p.Tenant, b.Name) != nil {
 		return newError(http.StatusConflict, codeNameTaken, "the configuration already has a key named %q", b.Name)
 	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret) // crypto/rand.Read never fails
-	key := keyPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	key := keyPrefix + randomToken()
 	rec := store.APIKey{
 		Name: b.Name, Tenant: p.Tenant, Role: string(role), Extension: b.Extension,
 		SHA256: config.SHA256Hex(key), RequireSignatures: b.RequireSignatures,
-		CreatedAt: s.now().UTC(), CreatedBy: p.KeyName,
+		SigningSecret: signingSecretPrefix + randomToken(),
+		CreatedAt:     s.now().UTC(), CreatedBy: p.KeyName,
 	}
 	ctx, cancel := s.detached(c.Request().Context())
 	defer cancel()
@@ -97,7 +102,14 @@ func (s *Server) createAPIKey(c *echo.Context) error {
 	s.log.Info().Str("tenant", p.Tenant).Str("key_name", rec.Name).Str("role", rec.Role).
 		Str("by", p.KeyName).Msg("api key created")
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusCreated, createdKeyJSON{Key: key, apiKeyJSON: apiKeyView(rec)})
+	return c.JSON(http.StatusCreated, createdKeyJSON{Key: key, SigningSecret: rec.SigningSecret, apiKeyJSON: apiKeyView(rec)})
+}
+
+// randomToken is 32 random bytes, base64url.
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func apiKeyView(k store.APIKey) apiKeyJSON {
@@ -162,6 +174,8 @@ func (s *Server) deleteAPIKey(c *echo.Context) error {
 		}
 		return unavailable("revoking the key", err)
 	}
+	// Its open event streams end now on this instance, within KeyCheckInterval on the others.
+	s.streams.revoke(keyID(app.Principal{Tenant: p.Tenant, KeyName: name}))
 	s.log.Info().Str("tenant", p.Tenant).Str("key_name", name).Str("by", p.KeyName).Msg("api key revoked")
 	return c.NoContent(http.StatusNoContent)
 }

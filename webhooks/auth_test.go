@@ -6,10 +6,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/earpiece/earpiece/app"
+	"github.com/earpiece/earpiece/config"
+	"github.com/earpiece/earpiece/store"
 )
 
 // TestAuthorizationMatrix checks every route against every kind of caller: no key, a bad key,
@@ -159,7 +166,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("%s: 401 without WWW-Authenticate", name)
 		}
 		if r.joinSup != "" {
-			var sess sessionJSON
+			var sess app.SessionView
 			if err := json.Unmarshal(rec.Body.Bytes(), &sess); err != nil || sess.Supervisor != r.joinSup {
 				t.Errorf("%s: session %s, want supervisor %s", name, rec.Body, r.joinSup)
 			}
@@ -171,7 +178,7 @@ func TestSupervisorSeesOwnSessionsOnly(t *testing.T) {
 	e := newEnv(t)
 	ids := func(key string) []string {
 		rec := e.do(http.MethodGet, "/v1/supervisions", key, "")
-		var out struct{ Supervisions []sessionJSON }
+		var out struct{ Supervisions []app.SessionView }
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 			t.Fatal(err)
 		}
@@ -285,84 +292,207 @@ func TestAPIKeys(t *testing.T) {
 
 func contains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }
 
-// sign computes a request signature independently of the server's code.
-func sign(key string, ts int64, body string) string {
-	mac := hmac.New(sha256.New, []byte(key))
-	mac.Write([]byte(strconv.FormatInt(ts, 10) + "." + body))
+// sign computes a request signature independently of the server's code, from the scheme as
+// the README documents it.
+func sign(secret string, ts int64, nonce, method, target, body string) string {
+	path, query, _ := strings.Cut(target, "?")
+	sum := sha256.Sum256([]byte(body))
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(strings.Join([]string{"v1", strconv.FormatInt(ts, 10), nonce, method, path, query, hex.EncodeToString(sum[:])}, "\n")))
 	return "v1=" + hex.EncodeToString(mac.Sum(nil))
 }
 
+// signedReq is a request with the three signature headers.
+type signedReq struct {
+	method, target, body, key string
+	ts                        int64
+	nonce, sig                string
+}
+
+var nonceSeq int
+
+// newSigned signs a request with secret, a fresh nonce and timestamp t0.
+func newSigned(method, target, body, key, secret string) signedReq {
+	nonceSeq++
+	nonce := fmt.Sprintf("nonce-%016d", nonceSeq)
+	ts := t0.Unix()
+	return signedReq{method, target, body, key, ts, nonce, sign(secret, ts, nonce, method, target, body)}
+}
+
+func (e *env) doSigned(r signedReq) *httptest.ResponseRecorder {
+	e.t.Helper()
+	return e.do(r.method, r.target, r.key, r.body,
+		HeaderTimestamp, strconv.FormatInt(r.ts, 10), HeaderNonce, r.nonce, HeaderSignature, r.sig)
+}
+
+// TestSignedRequests: a signature is keyed by the key's signing secret (not the API key sent
+// with the request), covers the method, path, query and body, and is accepted once, GET
+// included. The regression: a captured signed GET /v1/calls replayed as DELETE
+// /v1/api-keys/... was accepted.
 func TestSignedRequests(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Directory = testDirectory(t, "globex") })
-	ts := t0.Unix()
+	supSecret := signingSecret(keySup)
 	body := `{"agent":"100","mode":"spy"}`
-	post := func(key string, ts int64, sig, body string) (int, string) {
-		rec := e.do(http.MethodPost, "/v1/supervisions", key, body,
-			HeaderTimestamp, strconv.FormatInt(ts, 10), HeaderSignature, sig)
+	code := func(rec *httptest.ResponseRecorder) (int, string) {
 		if rec.Code >= 400 {
 			return rec.Code, apiErr(t, rec).Code
 		}
 		return rec.Code, ""
 	}
-	if code, c := post(keySup, ts, sign(keySup, ts, body), body); code != 202 {
-		t.Fatalf("signed = %d %s", code, c)
+	post := newSigned("POST", "/v1/supervisions", body, keySup, supSecret)
+	if st, c := code(e.doSigned(post)); st != 202 {
+		t.Fatalf("signed POST = %d %s", st, c)
 	}
-	if SignRequest(keySup, ts, []byte(body)) != sign(keySup, ts, body) {
-		t.Error("SignRequest disagrees with the documented scheme")
+	if got := SignRequest(supSecret, post.ts, post.nonce, "POST", "/v1/supervisions", []byte(body)); got != post.sig {
+		t.Errorf("SignRequest = %s, the documented scheme gives %s", got, post.sig)
 	}
+
+	// A captured admin GET, and what an attacker makes of it.
+	get := newSigned("GET", "/v1/calls", "", keyAdmin, signingSecret(keyAdmin))
+	asDelete := get
+	asDelete.method, asDelete.target = "DELETE", "/v1/api-keys/strict"
+	k := e.createKey(keyAdmin, `{"name":"strict","role":"admin","require_signatures":true}`)
+	if st, c := code(e.doSigned(asDelete)); st != 401 || c != codeInvalidSignature {
+		t.Errorf("signed GET /v1/calls sent as DELETE /v1/api-keys/strict: %d %s, want 401 %s", st, c, codeInvalidSignature)
+	}
+	if st, c := code(e.doSigned(get)); st != 200 {
+		t.Fatalf("signed GET = %d %s", st, c)
+	}
+	if st, c := code(e.doSigned(get)); st != 401 || c != codeSignatureReplayed {
+		t.Errorf("signed GET replayed: %d %s, want 401 %s", st, c, codeSignatureReplayed)
+	}
+	if st, c := code(e.doSigned(asDelete)); st != 401 {
+		t.Errorf("signed GET replayed as DELETE: %d %s", st, c)
+	}
+	if st, _ := code(e.do("GET", "/v1/calls", k, "")); st != 401 {
+		t.Errorf("the strict key still requires signatures: %d (was it revoked by a replay?)", st)
+	}
+
+	ts := t0.Unix()
 	for _, tc := range []struct {
 		name     string
-		ts       int64
-		sig      string
-		body     string
+		r        signedReq
 		wantCode string
 	}{
-		{"replayed", ts, sign(keySup, ts, body), body, codeSignatureReplayed},
-		{"wrong key", ts, sign(keyAdmin, ts, body), body, codeInvalidSignature},
-		{"body changed", ts, sign(keySup, ts, body), `{"agent":"101","mode":"spy"}`, codeInvalidSignature},
-		{"too old", ts - 301, sign(keySup, ts-301, body), body, codeSignatureExpired},
-		{"too new", ts + 301, sign(keySup, ts+301, body), body, codeSignatureExpired},
-		{"not v1", ts, "v2=00", body, codeInvalidSignature},
-		{"not hex", ts, "v1=zz", body, codeInvalidSignature},
+		{"replayed", post, codeSignatureReplayed},
+		{"keyed by the API key", func() signedReq { r := newSigned("POST", "/v1/supervisions", body, keySup, keySup); return r }(), codeInvalidSignature},
+		{"another key's secret", newSigned("POST", "/v1/supervisions", body, keySup, signingSecret(keyAdmin)), codeInvalidSignature},
+		{"body changed", func() signedReq {
+			r := newSigned("POST", "/v1/supervisions", body, keySup, supSecret)
+			r.body = `{"agent":"101","mode":"spy"}`
+			return r
+		}(), codeInvalidSignature},
+		{"query changed", func() signedReq {
+			r := newSigned("GET", "/v1/calls?x=1", "", keySup, supSecret)
+			r.target = "/v1/calls?x=2"
+			return r
+		}(), codeInvalidSignature},
+		{"path changed", func() signedReq {
+			r := newSigned("GET", "/v1/supervisions", "", keySup, supSecret)
+			r.target = "/v1/calls"
+			return r
+		}(), codeInvalidSignature},
+		{"nonce changed", func() signedReq {
+			r := newSigned("GET", "/v1/calls", "", keySup, supSecret)
+			r.nonce = "another-nonce-0000000001"
+			return r
+		}(), codeInvalidSignature},
+		{"the old scheme (API key, timestamp.body)", func() signedReq {
+			r := newSigned("POST", "/v1/supervisions", body, keySup, supSecret)
+			mac := hmac.New(sha256.New, []byte(keySup))
+			mac.Write([]byte(strconv.FormatInt(ts, 10) + "." + body))
+			r.sig = "v1=" + hex.EncodeToString(mac.Sum(nil))
+			return r
+		}(), codeInvalidSignature},
+		{"too old", func() signedReq {
+			r := newSigned("GET", "/v1/calls", "", keySup, supSecret)
+			r.ts -= 301
+			r.sig = sign(supSecret, r.ts, r.nonce, r.method, r.target, r.body)
+			return r
+		}(), codeSignatureExpired},
+		{"too new", func() signedReq {
+			r := newSigned("GET", "/v1/calls", "", keySup, supSecret)
+			r.ts += 301
+			r.sig = sign(supSecret, r.ts, r.nonce, r.method, r.target, r.body)
+			return r
+		}(), codeSignatureExpired},
+		{"not v1", func() signedReq {
+			r := newSigned("GET", "/v1/calls", "", keySup, supSecret)
+			r.sig = "v2=" + r.sig[3:]
+			return r
+		}(), codeInvalidSignature},
+		{"not hex", func() signedReq { r := newSigned("GET", "/v1/calls", "", keySup, supSecret); r.sig = "v1=zz"; return r }(), codeInvalidSignature},
+		{"short nonce", func() signedReq {
+			r := newSigned("GET", "/v1/calls", "", keySup, supSecret)
+			r.nonce = "short"
+			r.sig = sign(supSecret, r.ts, r.nonce, r.method, r.target, r.body)
+			return r
+		}(), codeInvalidSignature},
+		{"nonce with a space", func() signedReq {
+			r := newSigned("GET", "/v1/calls", "", keySup, supSecret)
+			r.nonce = "a nonce with spaces in it"
+			r.sig = sign(supSecret, r.ts, r.nonce, r.method, r.target, r.body)
+			return r
+		}(), codeInvalidSignature},
 	} {
-		if code, c := post(keySup, tc.ts, tc.sig, tc.body); code != 401 || c != tc.wantCode {
-			t.Errorf("%s: %d %s, want 401 %s", tc.name, code, c, tc.wantCode)
+		if st, c := code(e.doSigned(tc.r)); st != 401 || c != tc.wantCode {
+			t.Errorf("%s: %d %s, want 401 %s", tc.name, st, c, tc.wantCode)
 		}
 	}
 	// At the edge of the window: accepted.
-	if code, c := post(keySup, ts-299, sign(keySup, ts-299, body), body); code != 202 {
-		t.Errorf("299 s old: %d %s", code, c)
+	edge := newSigned("GET", "/v1/calls", "", keySup, supSecret)
+	edge.ts -= 299
+	edge.sig = sign(supSecret, edge.ts, edge.nonce, edge.method, edge.target, edge.body)
+	if st, c := code(e.doSigned(edge)); st != 200 {
+		t.Errorf("299 s old: %d %s", st, c)
 	}
-	// Only one of the two headers.
-	if rec := e.do(http.MethodGet, "/v1/calls", keySup, "", HeaderTimestamp, "1"); rec.Code != 401 || apiErr(t, rec).Code != codeInvalidSignature {
-		t.Errorf("timestamp alone: %d %s", rec.Code, rec.Body)
-	}
-	// A signed GET may be repeated.
-	for range 2 {
-		rec := e.do(http.MethodGet, "/v1/calls", keySup, "", HeaderTimestamp, strconv.FormatInt(ts, 10), HeaderSignature, sign(keySup, ts, ""))
-		if rec.Code != 200 {
-			t.Errorf("signed GET: %d %s", rec.Code, rec.Body)
+	// Some of the headers only.
+	for _, hdr := range [][]string{{HeaderTimestamp, "1"}, {HeaderTimestamp, "1", HeaderSignature, post.sig}, {HeaderNonce, post.nonce}} {
+		if rec := e.do(http.MethodGet, "/v1/calls", keySup, "", hdr...); rec.Code != 401 || apiErr(t, rec).Code != codeInvalidSignature {
+			t.Errorf("headers %v alone: %d %s", hdr, rec.Code, rec.Body)
 		}
 	}
-	if e.svc.count("Join") != 2 {
-		t.Errorf("Join called %d times, want 2 (refused requests must not reach the app)", e.svc.count("Join"))
+	if e.svc.count("Join") != 1 {
+		t.Errorf("Join called %d times, want 1 (refused requests must not reach the app)", e.svc.count("Join"))
 	}
 
 	// A tenant that requires signatures: unsigned requests are refused, signed ones pass.
 	if rec := e.do(http.MethodGet, "/v1/calls", keyGlobexAdmin, ""); rec.Code != 401 || apiErr(t, rec).Code != codeSignatureRequired {
 		t.Errorf("unsigned, tenant requires signatures: %d %s", rec.Code, rec.Body)
 	}
-	if rec := e.do(http.MethodGet, "/v1/calls", keyGlobexAdmin, "", HeaderTimestamp, strconv.FormatInt(ts, 10), HeaderSignature, sign(keyGlobexAdmin, ts, "")); rec.Code != 200 {
+	if rec := e.doSigned(newSigned("GET", "/v1/calls", "", keyGlobexAdmin, signingSecret(keyGlobexAdmin))); rec.Code != 200 {
 		t.Errorf("signed, tenant requires signatures: %d %s", rec.Code, rec.Body)
 	}
 
-	// A key that requires signatures.
-	k := e.createKey(keyAdmin, `{"name":"strict","role":"admin","require_signatures":true}`)
-	if rec := e.do(http.MethodGet, "/v1/calls", k, ""); rec.Code != 401 || apiErr(t, rec).Code != codeSignatureRequired {
+	// A key created with require_signatures gets a signing secret of its own, shown once.
+	rec := e.do(http.MethodPost, "/v1/api-keys", keyAdmin, `{"name":"strict-2","role":"admin","require_signatures":true}`)
+	var out struct {
+		Key           string `json:"key"`
+		SigningSecret string `json:"signing_secret"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Key == "" || !strings.HasPrefix(out.SigningSecret, "ess_") {
+		t.Fatalf("created key %s: %v", rec.Body, err)
+	}
+	if rec := e.do(http.MethodGet, "/v1/calls", out.Key, ""); rec.Code != 401 || apiErr(t, rec).Code != codeSignatureRequired {
 		t.Errorf("unsigned with a strict key: %d %s", rec.Code, rec.Body)
 	}
-	if rec := e.do(http.MethodGet, "/v1/calls", k, "", HeaderTimestamp, strconv.FormatInt(ts, 10), HeaderSignature, sign(k, ts, "")); rec.Code != 200 {
-		t.Errorf("signed with a strict key: %d %s", rec.Code, rec.Body)
+	if rec := e.doSigned(newSigned("GET", "/v1/calls", "", out.Key, out.Key)); rec.Code != 401 {
+		t.Errorf("strict key signing with itself: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.doSigned(newSigned("GET", "/v1/calls", "", out.Key, out.SigningSecret)); rec.Code != 200 {
+		t.Errorf("signed with a strict key's signing secret: %d %s", rec.Code, rec.Body)
+	}
+	if list := e.do(http.MethodGet, "/v1/api-keys", keyAdmin, ""); strings.Contains(list.Body.String(), out.SigningSecret) || strings.Contains(list.Body.String(), "signing_secret") {
+		t.Errorf("the key list shows signing secrets: %s", list.Body)
+	}
+
+	// A key created before signing secrets existed cannot sign.
+	old := "ek_old-key-without-a-signing-secret"
+	if err := e.st.CreateAPIKey(t.Context(), store.APIKey{Name: "old", Tenant: "acme", Role: "admin", SHA256: config.SHA256Hex(old), RequireSignatures: true}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.doSigned(newSigned("GET", "/v1/calls", "", old, old)); rec.Code != 401 || !strings.Contains(apiErr(t, rec).Message, "no signing secret") {
+		t.Errorf("a key without signing secret signing: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -95,7 +95,7 @@ tenants:
 
 	hub, err := outbound.New(outbound.Config{
 		Store: r.Store, Logger: r.Log,
-		Endpoints: []outbound.Endpoint{{Tenant: "acme", URL: crm.URL, Secret: sink.secret}},
+		Endpoints: []outbound.Endpoint{{Tenant: "acme", URL: crm.URL, Secret: sink.secret, AllowLocal: true}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -43,7 +44,13 @@ const (
 	codeInvalidSignature    = "invalid_signature"
 	codeSignatureExpired    = "signature_expired"
 	codeSignatureReplayed   = "signature_replayed"
+	codeRateLimited         = "rate_limited"
+	codeHeadersTooLarge     = "headers_too_large"
 )
+
+// countedNotLogged are the codes of refusals that a flood makes by the thousand: they are
+// counted in metrics (rate limits, stream caps), never logged one by one.
+var countedNotLogged = map[string]bool{codeTooManyStreams: true, codeRateLimited: true}
 
 // apiError is an error answer decided by the edge.
 type apiError struct {
@@ -52,6 +59,8 @@ type apiError struct {
 	msg    string
 	field  string
 	err    error // cause, for the log; never shown
+	// retryAfter, when set, is sent as Retry-After (429, and 503 too_many_streams).
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string {
@@ -210,10 +219,15 @@ func (s *Server) handleError(c *echo.Context, err error) {
 	}
 	status, body := errorResponse(err)
 	switch {
+	case countedNotLogged[body.Error.Code]:
 	case status >= 500 && !errors.Is(err, context.Canceled):
 		log.Error().Err(err).Int("status", status).Str("code", body.Error.Code).Msg("request failed")
 	case status == http.StatusUnauthorized:
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="earpiece"`)
+	}
+	var ae *apiError
+	if errors.As(err, &ae) && ae.retryAfter > 0 {
+		c.Response().Header().Set("Retry-After", retryAfterSeconds(ae.retryAfter))
 	}
 	var werr error
 	if req.Method == http.MethodHead {
@@ -261,6 +275,25 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// limitHeaders refuses a request line and headers above MaxHeaderBytes with a JSON 431 (up to
+// twice that, net/http reads them; beyond, it answers 431 itself, in plain text).
+func (s *Server) limitHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		req := c.Request()
+		n := len(req.Method) + len(req.RequestURI) + len(req.Proto) + len(req.Host) + 4
+		for k, vs := range req.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4 // ": " and CRLF
+			}
+		}
+		if n > s.cfg.MaxHeaderBytes {
+			return newError(http.StatusRequestHeaderFieldsTooLarge, codeHeadersTooLarge,
+				"request line and headers larger than %d bytes", s.cfg.MaxHeaderBytes)
+		}
+		return next(c)
+	}
+}
+
 // readBody reads the (size-limited) request body once; callers that need the raw bytes
 // (signatures, idempotency) and the decoded value share it.
 func readBody(c *echo.Context) ([]byte, error) {
@@ -284,10 +317,15 @@ func readBody(c *echo.Context) ([]byte, error) {
 // bindJSON reads the body and decodes it strictly into dst; see decodeStrict.
 func bindJSON(c *echo.Context, dst any) ([]byte, error) {
 	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
+		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
 			return nil, newError(http.StatusUnsupportedMediaType, codeUnsupportedMedia,
 				"Content-Type %q: want application/json", ct)
+		}
+		// JSON is UTF-8 (RFC 8259 section 8.1); a body declared otherwise would be read wrong.
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			return nil, newError(http.StatusUnsupportedMediaType, codeUnsupportedMedia,
+				"Content-Type %q: JSON bodies are UTF-8 (charset=utf-8 or none)", ct)
 		}
 	}
 	body, err := readBody(c)

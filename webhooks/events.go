@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -36,25 +39,43 @@ const (
 // A client that reconnects with Last-Event-ID (or ?last_event_id= for the first connection
 // of an EventSource, which cannot set headers) gets the events after that id first; without
 // it, only events published after it connected. An idle stream gets a ": heartbeat" comment
-// every HeartbeatInterval. The stream ends when the client leaves, at Shutdown, or when Redis
-// fails (the client reconnects and resumes).
+// every HeartbeatInterval.
+//
+// A stream is bounded: per instance, per tenant and per key (MaxStreams, MaxStreamsPerTenant,
+// MaxStreamsPerKey), in time (MaxStreamLifetime), and in what it may leave unread
+// (StreamWriteTimeout, StreamSendBuffer). It ends when the client leaves, at Shutdown, when
+// Redis fails, at its lifetime (the client reconnects and resumes), when a write cannot
+// complete (a client that does not read), or when its key is revoked (the reconnection gets
+// 401). How each ended, and each refusal, is counted in metrics.
 func (s *Server) events(c *echo.Context) error {
 	p := principal(c)
+	auth := authOf(c)
 	req := c.Request()
-	ctx := req.Context()
 	last := req.Header.Get("Last-Event-ID")
 	field := "Last-Event-ID"
 	if last == "" {
 		last, field = c.QueryParam("last_event_id"), "last_event_id"
 	}
 	if last != "" && !store.ValidEventID(last) {
-		return fieldError(field, "want a stream id such as 1712345678901-0")
+		return fieldError(field, "want a stream id such as 1712345678901-0 (two numbers below 2^64)")
 	}
-	if n := s.streams.Add(1); n > int64(s.cfg.MaxStreams) {
-		s.streams.Add(-1)
-		return newError(http.StatusServiceUnavailable, codeTooManyStreams, "too many event streams on this instance; retry later")
+	ctx, cancel := context.WithCancelCause(req.Context())
+	defer cancel(nil)
+	st := &liveStream{key: keyID(p), tenant: p.Tenant, cancel: cancel}
+	if refused := s.streams.open(st, s.cfg); refused != "" {
+		s.met.streamsRefused.WithLabelValues(refused).Inc()
+		e := newError(http.StatusTooManyRequests, codeTooManyStreams, "too many event streams for this %s; close one or retry later", refused)
+		if refused == capInstance {
+			e = newError(http.StatusServiceUnavailable, codeTooManyStreams, "too many event streams on this instance; retry later")
+		}
+		e.retryAfter = 10 * time.Second
+		return e
 	}
-	defer s.streams.Add(-1)
+	s.met.streamsOpen.Inc()
+	defer func() {
+		s.streams.close(st)
+		s.met.streamsOpen.Dec()
+	}()
 	if last == "" {
 		id, err := s.cfg.Store.LastEventID(ctx, p.Tenant)
 		if err != nil {
@@ -65,6 +86,11 @@ func (s *Server) events(c *echo.Context) error {
 
 	w := c.Response()
 	rc := http.NewResponseController(w)
+	if conn, ok := req.Context().Value(connKey{}).(*net.TCPConn); ok {
+		// A small send buffer makes a client that stops reading block a write soon, and be
+		// dropped at StreamWriteTimeout, instead of parking megabytes in the kernel.
+		_ = conn.SetWriteBuffer(s.cfg.StreamSendBuffer)
+	}
 	h := w.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -72,42 +98,81 @@ func (s *Server) events(c *echo.Context) error {
 	w.WriteHeader(http.StatusOK)
 	write := func(b []byte) error {
 		// The server's WriteTimeout would cut a long stream; move the deadline per write.
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	if err := write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis)); err != nil {
-		return nil // client gone
+	log := s.requestLog(c).With().Str("tenant", p.Tenant).Str("key_name", p.KeyName).Logger()
+	reason := closedClient
+	defer func() { s.met.streamsClosed.WithLabelValues(reason).Inc() }()
+	wrote := func(err error) bool {
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			reason = closedSlowReader
+			log.Debug().Msg("event stream: the client does not read; closed")
+		}
+		return false
+	}
+	if !wrote(write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis))) {
+		return nil
 	}
 
-	log := s.requestLog(c).With().Str("tenant", p.Tenant).Str("key_name", p.KeyName).Logger()
 	hb := s.cfg.HeartbeatInterval
 	nextBeat := time.Now().Add(hb)
+	end := time.Now().Add(s.cfg.MaxStreamLifetime)
+	nextKeyCheck := time.Now().Add(s.cfg.KeyCheckInterval)
 	var buf bytes.Buffer
 	for {
 		select {
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), errKeyRevoked) {
+				reason = closedRevoked
+				_ = write([]byte(": closed: the API key was revoked\n\n"))
+			}
 			return nil
 		case <-s.closing:
+			reason = closedShutdown
 			return nil
 		default:
 		}
-		if time.Until(nextBeat) <= 0 {
-			if err := write([]byte(": heartbeat\n\n")); err != nil {
+		now := time.Now()
+		if !now.Before(end) {
+			reason = closedLifetime
+			_ = write([]byte(": closed: maximum stream lifetime; reconnect with Last-Event-ID\n\n"))
+			return nil
+		}
+		if auth.fromStore && !now.Before(nextKeyCheck) {
+			nextKeyCheck = now.Add(s.cfg.KeyCheckInterval)
+			// A key revoked through another instance: its record is gone from Redis.
+			if _, err := s.cfg.Store.APIKeyByHash(ctx, auth.sha); errors.Is(err, store.ErrNotFound) {
+				cancel(errKeyRevoked)
+				continue
+			}
+		}
+		if !now.Before(nextBeat) {
+			if !wrote(write([]byte(": heartbeat\n\n"))) {
 				return nil
 			}
 			nextBeat = time.Now().Add(hb)
 		}
-		block := min(time.Until(nextBeat), maxBlock)
-		rctx, cancel := context.WithTimeout(ctx, block+2*time.Second)
+		block := min(time.Until(nextBeat), time.Until(end), maxBlock)
+		if auth.fromStore {
+			block = min(block, time.Until(nextKeyCheck))
+		}
+		block = max(block, time.Millisecond)
+		rctx, rcancel := context.WithTimeout(ctx, block+2*time.Second)
 		evs, err := s.cfg.Store.ReadEvents(rctx, p.Tenant, last, block, eventBatch)
-		cancel()
+		rcancel()
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-				log.Warn().Err(err).Msg("event stream: reading events; closing the stream")
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				continue // the client left, or the key was revoked: the select above says which
 			}
+			reason = closedRedis
+			log.Warn().Err(err).Msg("event stream: reading events; closing the stream")
 			return nil
 		}
 		if len(evs) == 0 {
@@ -118,10 +183,79 @@ func (s *Server) events(c *echo.Context) error {
 			writeEvent(&buf, ev)
 			last = ev.ID
 		}
-		if err := write(buf.Bytes()); err != nil {
+		if !wrote(write(buf.Bytes())) {
 			return nil
 		}
 		nextBeat = time.Now().Add(hb)
+	}
+}
+
+// errKeyRevoked is the cause of a stream cut because its key was revoked.
+var errKeyRevoked = errors.New("api key revoked")
+
+// liveStream is one open event stream, as the streamSet knows it.
+type liveStream struct {
+	key, tenant string // keyID and tenant of its principal
+	cancel      context.CancelCauseFunc
+}
+
+// streamSet counts the open streams per instance, tenant and key, and cuts a key's streams
+// when the key is revoked here.
+type streamSet struct {
+	mu       sync.Mutex
+	total    int
+	byTenant map[string]int
+	byKey    map[string]map[*liveStream]struct{}
+}
+
+func newStreamSet() *streamSet {
+	return &streamSet{byTenant: map[string]int{}, byKey: map[string]map[*liveStream]struct{}{}}
+}
+
+// open adds st unless a cap is reached; it returns the cap reached (capKey, capTenant,
+// capInstance), or "".
+func (ss *streamSet) open(st *liveStream, cfg Config) string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	switch {
+	case len(ss.byKey[st.key]) >= cfg.MaxStreamsPerKey:
+		return capKey
+	case ss.byTenant[st.tenant] >= cfg.MaxStreamsPerTenant:
+		return capTenant
+	case ss.total >= cfg.MaxStreams:
+		return capInstance
+	}
+	ss.total++
+	ss.byTenant[st.tenant]++
+	if ss.byKey[st.key] == nil {
+		ss.byKey[st.key] = map[*liveStream]struct{}{}
+	}
+	ss.byKey[st.key][st] = struct{}{}
+	return ""
+}
+
+func (ss *streamSet) close(st *liveStream) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, ok := ss.byKey[st.key][st]; !ok {
+		return
+	}
+	delete(ss.byKey[st.key], st)
+	if len(ss.byKey[st.key]) == 0 {
+		delete(ss.byKey, st.key)
+	}
+	ss.total--
+	if ss.byTenant[st.tenant]--; ss.byTenant[st.tenant] == 0 {
+		delete(ss.byTenant, st.tenant)
+	}
+}
+
+// revoke cuts the streams of key (a keyID).
+func (ss *streamSet) revoke(key string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for st := range ss.byKey[key] {
+		st.cancel(errKeyRevoked)
 	}
 }
 

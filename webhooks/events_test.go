@@ -182,6 +182,17 @@ func TestEventStream(t *testing.T) {
 	if bad := openStream(t, ts, "/v1/events", keySup, "Last-Event-ID", "yesterday"); bad.status != http.StatusUnprocessableEntity {
 		t.Errorf("bad Last-Event-ID: %d", bad.status)
 	}
+	// Issue 12: 20 digits above 2^64-1 were taken, and the stream closed at once (a browser
+	// reconnects in a loop): refused like any other malformed id, in JSON.
+	for _, id := range []string{"99999999999999999999", "18446744073709551616-0", "1-18446744073709551616"} {
+		rec := e.do(http.MethodGet, "/v1/events", keySup, "", "Last-Event-ID", id)
+		if d := apiErr(t, rec); rec.Code != http.StatusUnprocessableEntity || d.Field != "Last-Event-ID" {
+			t.Errorf("Last-Event-ID %s: %d %s", id, rec.Code, rec.Body)
+		}
+	}
+	if rec := e.do(http.MethodGet, "/v1/events?last_event_id=99999999999999999999", keySup, ""); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("?last_event_id above 2^64: %d %s", rec.Code, rec.Body)
+	}
 }
 
 func TestEventStreamTenantIsolation(t *testing.T) {

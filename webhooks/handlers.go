@@ -2,8 +2,8 @@ package webhooks
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,36 +23,14 @@ type callJSON struct {
 	StartedAt       time.Time         `json:"started_at"`
 	DurationSeconds int64             `json:"duration_seconds"` // at the time of the answer
 	Supervisors     []app.Participant `json:"supervisors"`
+	NeedsHelp       bool              `json:"needs_help"`                // an open help request nobody accepted yet
+	HelpRequest     string            `json:"help_request_id,omitempty"` // the call's open or in-progress help request
 }
 
-// sessionJSON is a supervision session as the API shows it: no Asterisk channel or bridge
-// ids, which are the app's business.
-type sessionJSON struct {
-	ID          string           `json:"id"`
-	CallID      string           `json:"call_id"`
-	Agent       string           `json:"agent"`
-	Supervisor  string           `json:"supervisor"`
-	Mode        string           `json:"mode"`
-	State       string           `json:"state"`
-	Origin      string           `json:"origin"`
-	StartedAt   time.Time        `json:"started_at"`
-	UpdatedAt   time.Time        `json:"updated_at"`
-	EndedAt     time.Time        `json:"ended_at,omitzero"`
-	EndReason   string           `json:"end_reason,omitempty"`
-	ModeSeconds map[string]int64 `json:"mode_seconds"` // time in each mode so far
-}
-
-func (s *Server) sessionView(sess store.Session) sessionJSON {
-	secs := map[string]int64{}
-	for m, d := range sess.ModeTotals(s.now()) {
-		secs[m] = int64(d / time.Second)
-	}
-	return sessionJSON{
-		ID: sess.ID, CallID: sess.CallID, Agent: sess.Agent, Supervisor: sess.Supervisor,
-		Mode: sess.Mode, State: sess.State, Origin: sess.Origin,
-		StartedAt: sess.StartedAt, UpdatedAt: sess.UpdatedAt, EndedAt: sess.EndedAt,
-		EndReason: sess.EndReason, ModeSeconds: secs,
-	}
+// sessionView is a session as the API shows it: the app's view, the same that events and
+// webhooks carry (no Asterisk channel or bridge ids, no instance).
+func (s *Server) sessionView(sess store.Session) app.SessionView {
+	return app.ViewSession(sess, s.now())
 }
 
 // detached is ctx without its cancellation, bounded by ActionTimeout: app calls that change
@@ -77,7 +55,7 @@ func (s *Server) listCalls(c *echo.Context) error {
 		out = append(out, callJSON{
 			CallID: cl.ID, Agent: cl.Agent, CustomerNumber: cl.CustomerNumber, Direction: cl.Direction,
 			StartedAt: cl.StartedAt, DurationSeconds: max(int64(now.Sub(cl.StartedAt)/time.Second), 0),
-			Supervisors: sups,
+			Supervisors: sups, NeedsHelp: cl.NeedsHelp, HelpRequest: cl.HelpRequest,
 		})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"calls": out})
@@ -107,11 +85,21 @@ func joinRequest(b joinBody) (app.JoinRequest, error) {
 	case b.Mode == "":
 		return app.JoinRequest{}, fieldError("mode", "required: spy, whisper or barge")
 	}
-	mode, err := dialplan.ParseMode(b.Mode)
+	mode, err := parseMode(b.Mode)
 	if err != nil {
-		return app.JoinRequest{}, fieldError("mode", "%q is not spy, whisper or barge", b.Mode)
+		return app.JoinRequest{}, err
 	}
 	return app.JoinRequest{CallID: b.CallID, Agent: b.Agent, Supervisor: b.Supervisor, Mode: mode}, nil
+}
+
+// parseMode reads a mode as the API spells it: spy, whisper or barge, in lower case (the
+// OpenAPI enum), exactly.
+func parseMode(v string) (dialplan.Mode, error) {
+	mode, err := dialplan.ParseMode(v)
+	if err != nil || mode.String() != v {
+		return dialplan.ModeUnknown, fieldError("mode", "%q is not spy, whisper or barge", v)
+	}
+	return mode, nil
 }
 
 func validCallID(id string) bool {
@@ -156,7 +144,7 @@ func (s *Server) listSupervisions(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]sessionJSON, 0, len(list))
+	out := make([]app.SessionView, 0, len(list))
 	for _, sess := range list {
 		out = append(out, s.sessionView(sess))
 	}
@@ -187,9 +175,9 @@ func (s *Server) patchSupervision(c *echo.Context) error {
 	if b.Mode == "" {
 		return fieldError("mode", "required: spy, whisper or barge")
 	}
-	mode, err := dialplan.ParseMode(b.Mode)
+	mode, err := parseMode(b.Mode)
 	if err != nil {
-		return fieldError("mode", "%q is not spy, whisper or barge", b.Mode)
+		return err
 	}
 	ctx, cancel := s.detached(c.Request().Context())
 	defer cancel()
@@ -228,9 +216,11 @@ func (s *Server) listDeliveries(c *echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"deliveries": list})
 }
 
+// parseLimit reads ?limit: decimal digits only (no sign, space or exponent), 1 to
+// DeliveriesMaxLen.
 func parseLimit(v string) (int, error) {
-	var n int
-	if err := json.Unmarshal([]byte(v), &n); err != nil || n < 1 || n > store.DeliveriesMaxLen {
+	n, err := strconv.Atoi(v)
+	if err != nil || len(v) > 4 || strings.TrimLeft(v, "0123456789") != "" || n < 1 || n > store.DeliveriesMaxLen {
 		return 0, fieldError("limit", "want a whole number from 1 to %d", store.DeliveriesMaxLen)
 	}
 	return n, nil

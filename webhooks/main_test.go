@@ -37,6 +37,9 @@ const (
 	keyGlobexSup   = "globex-sup-key"   // globex, supervisor 300
 )
 
+// signingSecret is the signing secret the test configuration gives the bootstrap key key.
+func signingSecret(key string) string { return key + "-signing-secret-0123456789abcdef" }
+
 // t0 is the tests' "now".
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
@@ -68,9 +71,9 @@ tenants:
           - {extension: "200", supervision_allowed: true}
           - {extension: "201", supervision_allowed: true}
     api_keys:
-      - {name: agent-key, role: agent, extension: "100", sha256: %s}
-      - {name: sup-key, role: supervisor, extension: "200", sha256: %s}
-      - {name: admin-key, role: admin, sha256: %s}
+      - {name: agent-key, role: agent, extension: "100", sha256: %s, signing_secret: %s}
+      - {name: sup-key, role: supervisor, extension: "200", sha256: %s, signing_secret: %s}
+      - {name: admin-key, role: admin, sha256: %s, signing_secret: %s}
   - id: globex
     supervision_enabled: true
     request_signatures: %s
@@ -78,10 +81,11 @@ tenants:
       - {number: "300", endpoint: PJSIP/300, role: supervisor}
       - {number: "301", endpoint: PJSIP/301, role: agent}
     api_keys:
-      - {name: admin-key, role: admin, sha256: %s}
-      - {name: sup-key, role: supervisor, extension: "300", sha256: %s}
-`, sigs("acme"), config.SHA256Hex(keyAgent), config.SHA256Hex(keySup), config.SHA256Hex(keyAdmin),
-		sigs("globex"), config.SHA256Hex(keyGlobexAdmin), config.SHA256Hex(keyGlobexSup))
+      - {name: admin-key, role: admin, sha256: %s, signing_secret: %s}
+      - {name: sup-key, role: supervisor, extension: "300", sha256: %s, signing_secret: %s}
+`, sigs("acme"), config.SHA256Hex(keyAgent), signingSecret(keyAgent), config.SHA256Hex(keySup), signingSecret(keySup),
+		config.SHA256Hex(keyAdmin), signingSecret(keyAdmin),
+		sigs("globex"), config.SHA256Hex(keyGlobexAdmin), signingSecret(keyGlobexAdmin), config.SHA256Hex(keyGlobexSup), signingSecret(keyGlobexSup))
 	cfg, err := config.Decode(strings.NewReader(y))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -280,6 +284,13 @@ type env struct {
 
 type option func(*Config)
 
+// unlimited are budgets no test reaches.
+var unlimited = config.RateLimits{
+	PerKey:               config.Rate{PerSecond: 1e6, Burst: 1e6},
+	PerAddress:           config.Rate{PerSecond: 1e6, Burst: 1e6},
+	FailedAuthPerAddress: config.Rate{PerSecond: 1e6, Burst: 1e6},
+}
+
 func newEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
 	srv := redistest.Start(t)
@@ -291,6 +302,9 @@ func newEnv(t testing.TB, opts ...option) *env {
 		Store:     e.st,
 		Clock:     func() time.Time { return t0 },
 		Logger:    zerolog.Nop(),
+		// Every in-process request comes from one address, and some tests fail
+		// authentication on purpose: budgets out of the way unless a test sets its own.
+		RateLimits: unlimited,
 	}
 	for _, o := range opts {
 		o(&e.cfg)

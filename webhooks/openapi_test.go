@@ -114,3 +114,51 @@ func TestOpenAPIRefsResolve(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIDocumentsRefusals: every /v1 operation can be rate limited (429 with Retry-After),
+// every one with a JSON body refuses other media types and charsets (415), and /readyz shows a
+// status only.
+func TestOpenAPIDocumentsRefusals(t *testing.T) {
+	type operation struct {
+		RequestBody *json.RawMessage           `json:"requestBody"`
+		Responses   map[string]json.RawMessage `json:"responses"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Responses map[string]struct {
+				Headers map[string]json.RawMessage `json:"headers"`
+			} `json:"responses"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := doc.Components.Responses["TooManyRequests"].Headers["Retry-After"]; !ok {
+		t.Error("the 429 answer does not document Retry-After")
+	}
+	op := func(path, method string) operation {
+		var o operation
+		if err := json.Unmarshal(doc.Paths[path][method], &o); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		return o
+	}
+	for path, item := range doc.Paths {
+		for method := range item {
+			if !strings.HasPrefix(path, "/v1/") || !slices.Contains([]string{"get", "post", "put", "patch", "delete"}, method) {
+				continue
+			}
+			op := op(path, method)
+			if _, ok := op.Responses["429"]; !ok {
+				t.Errorf("%s %s does not document 429", method, path)
+			}
+			if _, ok := op.Responses["415"]; op.RequestBody != nil && !ok {
+				t.Errorf("%s %s takes a body but does not document 415", method, path)
+			}
+		}
+	}
+	if r := string(op("/readyz", "get").Responses["503"]); strings.Contains(r, "failed") {
+		t.Errorf("/readyz 503 documents more than a status: %s", r)
+	}
+}

@@ -15,7 +15,11 @@ package webhooks
 import (
 	"context"
 	"errors"
+	"log"
+	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,13 +41,27 @@ type Check struct {
 
 // Defaults of the zero Config fields.
 const (
-	DefaultMaxBodyBytes       = 64 << 10
-	DefaultHeartbeatInterval  = 15 * time.Second
-	DefaultMaxStreams         = 64
-	DefaultSignatureTolerance = 300 * time.Second
-	DefaultIdempotencyTTL     = 24 * time.Hour
-	DefaultIdempotencyWait    = 10 * time.Second
-	DefaultActionTimeout      = 30 * time.Second
+	DefaultMaxBodyBytes        = 64 << 10
+	DefaultMaxHeaderBytes      = 64 << 10
+	DefaultHeartbeatInterval   = 15 * time.Second
+	DefaultMaxStreams          = 64
+	DefaultMaxStreamsPerTenant = 32
+	DefaultMaxStreamsPerKey    = 8
+	DefaultMaxStreamLifetime   = time.Hour
+	DefaultStreamWriteTimeout  = 10 * time.Second
+	DefaultStreamSendBuffer    = 32 << 10
+	DefaultKeyCheckInterval    = 5 * time.Second
+	DefaultSignatureTolerance  = 300 * time.Second
+	DefaultIdempotencyTTL      = 24 * time.Hour
+	DefaultIdempotencyWait     = 10 * time.Second
+	DefaultActionTimeout       = 30 * time.Second
+)
+
+// Default request budgets (see Config.RateLimits).
+var (
+	DefaultPerKeyRate     = config.Rate{PerSecond: 20, Burst: 40}
+	DefaultPerAddressRate = config.Rate{PerSecond: 50, Burst: 100}
+	DefaultFailedAuthRate = config.Rate{PerSecond: 0.5, Burst: 10}
 )
 
 // Config configures the server.
@@ -51,9 +69,12 @@ type Config struct {
 	Listen   string
 	Checks   []Check
 	Gatherer prometheus.Gatherer // metrics source (default prometheus.DefaultGatherer)
-	Logger   zerolog.Logger
+	// Registerer, if set, gets the edge's own metrics (failed authentications, rate
+	// limiting, event streams).
+	Registerer prometheus.Registerer
+	Logger     zerolog.Logger
 	// ReadTimeout, WriteTimeout, IdleTimeout bound every connection (10 s, 30 s, 120 s). An
-	// event stream pushes its write deadline forward by WriteTimeout before each write.
+	// event stream pushes its write deadline forward by StreamWriteTimeout before each write.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 
 	// The /v1 API is served when Service is set; Directory and Store are then required.
@@ -72,11 +93,34 @@ type Config struct {
 
 	// MaxBodyBytes caps request bodies (64 KiB); larger ones get 413.
 	MaxBodyBytes int64
+	// MaxHeaderBytes caps the request line and headers (64 KiB); larger ones get a JSON 431.
+	// net/http itself refuses headers above twice that (plus its 4 KiB slack) with a plain
+	// text 431, before any handler runs.
+	MaxHeaderBytes int
 	// MaxStreams caps concurrent event streams on this instance (64). Each holds a Redis
 	// connection of Store's client while it waits (XREAD BLOCK, up to 1 s at a time): give
 	// the edge a Store on its own client with PoolSize above MaxStreams, so that dashboards
-	// cannot starve call handling of connections.
+	// cannot starve call handling of connections. Beyond it: 503 too_many_streams.
 	MaxStreams int
+	// MaxStreamsPerTenant and MaxStreamsPerKey cap the streams of one tenant (32) and of
+	// one API key (8) on this instance, so that no tenant can take every stream. Beyond
+	// them: 429 too_many_streams.
+	MaxStreamsPerTenant, MaxStreamsPerKey int
+	// MaxStreamLifetime ends a stream after this long (1 h); EventSource clients reconnect
+	// and resume with Last-Event-ID, authenticating again.
+	MaxStreamLifetime time.Duration
+	// StreamWriteTimeout bounds each write of a stream (10 s); with the socket's send
+	// buffer cut to StreamSendBuffer (32 KiB) a client that stops reading is dropped once
+	// that and its own receive buffer are full.
+	StreamWriteTimeout time.Duration
+	StreamSendBuffer   int
+	// KeyCheckInterval is how often a stream made with a key created through the API checks
+	// that the key still exists (5 s): a key revoked on any instance cuts its streams
+	// within about this long (at once on the instance that revoked it).
+	KeyCheckInterval time.Duration
+	// RateLimits are the /v1 API's request budgets per instance; zero fields take
+	// DefaultPerKeyRate, DefaultPerAddressRate and DefaultFailedAuthRate.
+	RateLimits config.RateLimits
 	// SignatureTolerance is how far X-Earpiece-Timestamp may be from now (300 s). Which
 	// requests must be signed is the configuration's (a tenant's request_signatures) and the
 	// key's (require_signatures).
@@ -102,7 +146,12 @@ type Server struct {
 	// end and http.Server.Shutdown can complete.
 	closing   chan struct{}
 	closeOnce sync.Once
-	streams   atomic.Int64 // open event streams
+	streams   *streamSet // open event streams
+	limits    *limits    // request budgets
+	met       *metrics
+	// notReady is the last /readyz failure logged, so a dependency that stays down is
+	// logged once, not at every probe.
+	notReady atomic.Pointer[string]
 }
 
 // errorBody is the JSON shape of every error answer.
@@ -140,8 +189,44 @@ func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.MaxStreamsPerTenant <= 0 {
+		cfg.MaxStreamsPerTenant = DefaultMaxStreamsPerTenant
+	}
+	if cfg.MaxStreamsPerKey <= 0 {
+		cfg.MaxStreamsPerKey = DefaultMaxStreamsPerKey
+	}
+	if cfg.MaxStreamLifetime <= 0 {
+		cfg.MaxStreamLifetime = DefaultMaxStreamLifetime
+	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
+	if cfg.StreamSendBuffer <= 0 {
+		cfg.StreamSendBuffer = DefaultStreamSendBuffer
+	}
+	if cfg.KeyCheckInterval <= 0 {
+		cfg.KeyCheckInterval = DefaultKeyCheckInterval
+	}
+	for _, r := range []struct {
+		dst *config.Rate
+		def config.Rate
+	}{
+		{&cfg.RateLimits.PerKey, DefaultPerKeyRate},
+		{&cfg.RateLimits.PerAddress, DefaultPerAddressRate},
+		{&cfg.RateLimits.FailedAuthPerAddress, DefaultFailedAuthRate},
+	} {
+		if r.dst.PerSecond <= 0 {
+			r.dst.PerSecond = r.def.PerSecond
+		}
+		if r.dst.Burst <= 0 {
+			r.dst.Burst = r.def.Burst
+		}
 	}
 	if cfg.SignatureTolerance <= 0 {
 		cfg.SignatureTolerance = DefaultSignatureTolerance
@@ -164,9 +249,12 @@ func New(cfg Config) *Server {
 		log:     cfg.Logger,
 		echo:    e,
 		closing: make(chan struct{}),
+		streams: newStreamSet(),
+		limits:  newLimits(cfg.RateLimits),
+		met:     newMetrics(cfg.Registerer),
 	}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.recoverPanics, s.limitBody)
+	e.Use(s.requestID, s.recoverPanics, s.limitHeaders, s.limitBody)
 
 	e.GET("/healthz", func(c *echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -184,49 +272,79 @@ func New(cfg Config) *Server {
 		ReadHeaderTimeout: cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		// net/http answers headers above this with plain text before any handler runs;
+		// limitHeaders answers those between MaxHeaderBytes and this in JSON.
+		MaxHeaderBytes: 2 * cfg.MaxHeaderBytes,
+		// Event streams find their connection (send buffer) through the context.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+		ErrorLog: httpErrorLog(cfg.Logger),
 	}
 	return s
 }
 
+// connKey is the context key of a request's net.Conn.
+type connKey struct{}
+
 // routes registers the /v1 API. Every route but the OpenAPI document authenticates first,
 // then needs the app's permission listed per route.
 func (s *Server) routes() {
+	// Per route, not on the group: group middleware would turn 405s into 404s.
 	v1 := s.echo.Group("/v1")
-	auth := s.authenticate
 	var (
+		limit = s.limitAddress
+		auth  = s.authenticate
 		sup   = s.allow(app.PermSupervise)
 		admin = s.allow(app.PermAdminister)
 	)
-	v1.GET("/openapi.json", s.openAPI)
-	v1.GET("/calls", s.listCalls, auth, sup)
-	v1.POST("/supervisions", s.createSupervision, auth, sup)
-	v1.GET("/supervisions", s.listSupervisions, auth, sup)
-	v1.GET("/supervisions/:id", s.getSupervision, auth, sup)
-	v1.PATCH("/supervisions/:id", s.patchSupervision, auth, sup)
-	v1.DELETE("/supervisions/:id", s.deleteSupervision, auth, sup)
-	v1.POST("/api-keys", s.createAPIKey, auth, admin)
-	v1.GET("/api-keys", s.listAPIKeys, auth, admin)
-	v1.DELETE("/api-keys/:name", s.deleteAPIKey, auth, admin)
-	v1.GET("/events", s.events, auth, sup)
-	v1.GET("/webhook-deliveries", s.listDeliveries, auth, admin)
+	v1.GET("/openapi.json", s.openAPI, limit)
+	v1.GET("/calls", s.listCalls, limit, auth, sup)
+	v1.POST("/supervisions", s.createSupervision, limit, auth, sup)
+	v1.GET("/supervisions", s.listSupervisions, limit, auth, sup)
+	v1.GET("/supervisions/:id", s.getSupervision, limit, auth, sup)
+	v1.PATCH("/supervisions/:id", s.patchSupervision, limit, auth, sup)
+	v1.DELETE("/supervisions/:id", s.deleteSupervision, limit, auth, sup)
+	v1.POST("/api-keys", s.createAPIKey, limit, auth, admin)
+	v1.GET("/api-keys", s.listAPIKeys, limit, auth, admin)
+	v1.DELETE("/api-keys/:name", s.deleteAPIKey, limit, auth, admin)
+	v1.GET("/events", s.events, limit, auth, sup)
+	v1.GET("/webhook-deliveries", s.listDeliveries, limit, auth, admin)
+	s.helpRoutes(v1, limit, auth) // help.go: the app applies the role rules
 }
 
 // Handler is the server's router (for tests).
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// ready answers 200 when every check passes, 503 with the failures otherwise.
+// ready answers 200 {"status":"ready"} when every check passes, 503 {"status":"unavailable"}
+// otherwise. The probe is unauthenticated, so it says nothing more: which dependency failed
+// and why (a Redis address, say) goes to the log, once per change.
 func (s *Server) ready(c *echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	failed := map[string]string{}
+	var failed []string
+	causes := map[string]error{}
 	for _, ch := range s.cfg.Checks {
 		if err := ch.Fn(ctx); err != nil {
-			failed[ch.Name] = err.Error()
+			failed = append(failed, ch.Name)
+			causes[ch.Name] = err
+		}
+	}
+	slices.Sort(failed)
+	now := strings.Join(failed, ",")
+	if prev := s.notReady.Swap(&now); prev == nil && now != "" || prev != nil && *prev != now {
+		if now == "" {
+			s.log.Info().Msg("ready")
+		} else {
+			ev := s.log.Warn().Strs("failed", failed)
+			for _, name := range failed {
+				ev = ev.AnErr(name, causes[name])
+			}
+			ev.Msg("not ready")
 		}
 	}
 	if len(failed) > 0 {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failed": failed})
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
@@ -239,11 +357,32 @@ func (s *Server) ListenAndServe() error {
 	return nil
 }
 
+// Serve is ListenAndServe on a listener of the caller's.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
 // Shutdown stops accepting connections, ends the open event streams (clients reconnect to
 // another instance with Last-Event-ID) and waits for in-flight requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	return s.http.Shutdown(ctx)
+}
+
+// httpErrorLog is net/http's error log (accept errors, panics it recovered, bad TLS) as warnings
+// of the JSON log, not plain text beside it.
+func httpErrorLog(l zerolog.Logger) *log.Logger {
+	return log.New(logWriter{l}, "", 0)
+}
+
+type logWriter struct{ l zerolog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Warn().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // now is the configured clock.

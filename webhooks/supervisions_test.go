@@ -41,7 +41,7 @@ func TestIdempotentRetry(t *testing.T) {
 	if n := e.svc.count("Join"); n != 1 {
 		t.Errorf("Join called %d times, want 1", n)
 	}
-	var sess sessionJSON
+	var sess app.SessionView
 	if err := json.Unmarshal(first.Body.Bytes(), &sess); err != nil || sess.State != store.StateRinging || sess.Mode != "whisper" || sess.Supervisor != "200" {
 		t.Errorf("session = %+v, %v", sess, err)
 	}
@@ -201,6 +201,16 @@ func TestValidation(t *testing.T) {
 		{"patch bad mode", "PATCH", "/v1/supervisions/sup-own", `{"mode":"loud"}`, "", 422, codeInvalidField, "mode"},
 		{"patch no mode", "PATCH", "/v1/supervisions/sup-own", `{}`, "", 422, codeInvalidField, "mode"},
 		{"bad limit", "GET", "/v1/webhook-deliveries?limit=0", ``, "", 422, codeInvalidField, "limit"},
+		// Issue 12: modes are the OpenAPI enum, exactly; JSON is UTF-8; limit is digits.
+		{"mode in capitals", "POST", "/v1/supervisions", `{"agent":"100","mode":"SPY"}`, "", 422, codeInvalidField, "mode"},
+		{"mode capitalised", "POST", "/v1/supervisions", `{"agent":"100","mode":"Whisper"}`, "", 422, codeInvalidField, "mode"},
+		{"patch mode in capitals", "PATCH", "/v1/supervisions/sup-own", `{"mode":"BARGE"}`, "", 422, codeInvalidField, "mode"},
+		{"utf-16 body", "POST", "/v1/supervisions", `{"agent":"100","mode":"spy"}`, "application/json; charset=utf-16", 415, codeUnsupportedMedia, ""},
+		{"latin-1 body", "PATCH", "/v1/supervisions/sup-own", `{"mode":"spy"}`, "application/json; charset=iso-8859-1", 415, codeUnsupportedMedia, ""},
+		{"limit with a space", "GET", "/v1/webhook-deliveries?limit=1%20", ``, "", 422, codeInvalidField, "limit"},
+		{"limit with a sign", "GET", "/v1/webhook-deliveries?limit=%2B5", ``, "", 422, codeInvalidField, "limit"},
+		{"limit as an exponent", "GET", "/v1/webhook-deliveries?limit=1e2", ``, "", 422, codeInvalidField, "limit"},
+		{"limit as a fraction", "GET", "/v1/webhook-deliveries?limit=5.0", ``, "", 422, codeInvalidField, "limit"},
 	} {
 		e.svc.reset()
 		key := keySup

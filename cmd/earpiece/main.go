@@ -261,7 +261,8 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 	if err != nil {
 		return nil, err
 	}
-	st, edgeStore := store.New(rdb, store.Options{}), store.New(edgeRDB, store.Options{})
+	sopts := store.Options{AuditRetention: time.Duration(cfg.Redis.AuditRetentionDays) * 24 * time.Hour}
+	st, edgeStore := store.New(rdb, sopts), store.New(edgeRDB, sopts)
 	closeRedis := func() {
 		for _, c := range []*redis.Client{edgeRDB, rdb} {
 			_ = c.Close()
@@ -294,13 +295,19 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		Registerer: reg,
 		Notifier:   hub,
 	}, client, st, dir)
+	es := cfg.HTTP.EventStreams
 	web := webhooks.New(webhooks.Config{
-		Listen:    cfg.HTTP.Listen,
-		Gatherer:  reg,
-		Logger:    log.With().Str("component", "http").Logger(),
-		Service:   sup,
-		Directory: dir,
-		Store:     edgeStore,
+		Listen:     cfg.HTTP.Listen,
+		Gatherer:   reg,
+		Registerer: reg,
+		Logger:     log.With().Str("component", "http").Logger(),
+		Service:    sup,
+		Directory:  dir,
+		Store:      edgeStore,
+		// Zero values take the edge's defaults.
+		MaxStreams: es.Max, MaxStreamsPerTenant: es.MaxPerTenant, MaxStreamsPerKey: es.MaxPerKey,
+		MaxStreamLifetime: es.MaxLifetime,
+		RateLimits:        cfg.HTTP.RateLimits,
 		Checks: []webhooks.Check{
 			{Name: "redis", Fn: st.Ping},
 			{Name: "ari", Fn: func(context.Context) error {
@@ -416,7 +423,7 @@ func webhookEndpoints(cfg *config.Config) []outbound.Endpoint {
 	var out []outbound.Endpoint
 	for _, t := range cfg.Tenants {
 		for _, w := range t.Webhooks {
-			out = append(out, outbound.Endpoint{Tenant: t.ID, URL: w.URL, Secret: w.Secret})
+			out = append(out, outbound.Endpoint{Tenant: t.ID, URL: w.URL, Secret: w.Secret, AllowLocal: w.AllowLocal})
 		}
 	}
 	return out

@@ -202,6 +202,8 @@ func closeUnderFire(t *testing.T, round int) {
 	// would mostly measure how the race detector copes with a saturated machine.)
 	var sent atomic.Int64
 	stop := make(chan struct{})
+	stopFiring := sync.OnceFunc(func() { close(stop) })
+	warm := make(chan struct{}) // some of the barrage has landed
 	fired := make(chan struct{})
 	const (
 		pace  = time.Millisecond
@@ -217,6 +219,9 @@ func closeUnderFire(t *testing.T, round int) {
 				peer.send(b.addr, m)
 				sent.Add(1)
 			}
+			if i == 3 {
+				close(warm)
+			}
 			select {
 			case <-stop:
 				if extra < 0 {
@@ -230,13 +235,12 @@ func closeUnderFire(t *testing.T, round int) {
 			<-tick.C
 		}
 	}()
+	defer func() { stopFiring(); <-fired }() // also when the test fails early
 	// Some of the barrage lands before Close starts.
-	for sent.Load() < 30 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("barrage did not start")
-		case <-time.After(time.Millisecond):
-		}
+	select {
+	case <-warm:
+	case <-ctx.Done():
+		t.Fatal("barrage did not start")
 	}
 
 	// Alice hangs up while bob closes: her BYE arrives during his Close. Once he has closed,
@@ -251,7 +255,7 @@ func closeUnderFire(t *testing.T, round int) {
 	}
 	took := time.Since(start)
 	hangCancel()
-	close(stop)
+	stopFiring()
 	<-fired
 	if err := <-hungUp; err != nil {
 		t.Logf("alice's hangup: %v", err) // bob's BYE came first, or bob closed first
