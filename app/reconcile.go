@@ -34,13 +34,15 @@ func (a *App) reconcile(ctx context.Context) {
 			continue
 		}
 		a.log.Warn().Str("session", sid).Str("bridge", string(b.ID)).Msg("reconcile: removing orphaned session")
+		// Recorded first, like every action: whoever sees the supervisor hung up finds the
+		// session already ended as lost.
+		a.endLost(ctx, sid)
 		for _, ch := range b.Channels {
 			a.bestEffortHangup(ctx, ch)
 		}
 		if err := a.ari.DestroyBridge(ctx, b.ID); err != nil && !errors.Is(err, ari.ErrNotFound) {
 			a.log.Warn().Err(err).Str("bridge", string(b.ID)).Msg("reconcile: destroy bridge")
 		}
-		a.endLost(ctx, sid)
 	}
 	chans, err := a.ari.ListChannels(ctx)
 	if err != nil {
@@ -59,8 +61,8 @@ func (a *App) reconcile(ctx context.Context) {
 		}
 		if sid := sessionPrefix + rest[:i]; a.orphan(ctx, sid) {
 			a.log.Warn().Str("session", sid).Str("channel", string(ch.ID)).Msg("reconcile: removing orphaned snoop")
-			a.bestEffortHangup(ctx, ch.ID)
 			a.endLost(ctx, sid)
+			a.bestEffortHangup(ctx, ch.ID)
 		}
 	}
 }
