@@ -44,3 +44,4 @@ fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $${FUZZTIME:-30s} ./ari/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s} ./dialplan/
 	$(GO) test -run '^$$' -fuzz FuzzParseSignatureHeaders -fuzztime $${FUZZTIME:-30s} ./webhooks/
+	$(GO) test -run '^$$' -fuzz FuzzParseAuditCursor -fuzztime $${FUZZTIME:-30s} ./app/

@@ -53,6 +53,8 @@ type Store interface {
 	EndSession(ctx context.Context, id, reason string, at time.Time) (store.Session, error)
 	ListSessions(ctx context.Context, tenant string) ([]store.Session, error)
 	AppendAudit(ctx context.Context, e store.AuditEntry) (string, error)
+	AuditPage(ctx context.Context, tenant string, f store.AuditFilter, limit int) ([]store.AuditEntry, string, error)
+	VerifyAudit(ctx context.Context, tenant string) (store.AuditVerification, error)
 	Claim(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, key, owner string) error
 
@@ -66,6 +68,8 @@ type Store interface {
 	SetHelpSession(ctx context.Context, tenant, id, session string) (store.HelpRequest, error)
 	ListHelp(ctx context.Context, tenant string, from, to time.Time) ([]store.HelpRequest, error)
 	ActiveHelp(ctx context.Context, tenant string) ([]store.HelpRequest, error)
+	EscalateHelp(ctx context.Context, tenant, id string, at time.Time) (store.HelpRequest, error)
+	ExpireHelp(ctx context.Context, tenant, id string, at time.Time) (store.HelpRequest, error)
 }
 
 // Config tunes the app. Zero values take the defaults noted.
@@ -90,6 +94,9 @@ type Config struct {
 	// Registerer receives the app's metrics (none registered when nil).
 	Registerer prometheus.Registerer
 	Clock      func() time.Time
+	// HelpSweep is how often open help requests are checked for escalation and expiry (5 s;
+	// helpsweep.go).
+	HelpSweep time.Duration
 }
 
 func (c *Config) defaults() {
@@ -119,6 +126,9 @@ func (c *Config) defaults() {
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if c.HelpSweep <= 0 {
+		c.HelpSweep = 5 * time.Second
 	}
 }
 
@@ -208,6 +218,7 @@ func (a *App) Run(ctx context.Context, events <-chan ari.Event) error {
 	callsCtx, stopCalls := context.WithCancel(ctx)
 	defer stopCalls()
 	a.spawn(func() { a.runCalls(callsCtx) })
+	a.spawn(func() { a.runHelpSweep(callsCtx) })
 	for {
 		select {
 		case <-ctx.Done():
@@ -432,6 +443,7 @@ func (a *App) audit(ctx context.Context, e store.AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = a.cfg.Clock()
 	}
+	a.completeAudit(&e) // auditapi.go
 	if _, err := a.store.AppendAudit(ctx, e); err != nil {
 		return fmt.Errorf("audit %s %s: %w", e.Action, e.Outcome, err)
 	}

@@ -21,6 +21,9 @@ const (
 	PermSupervise Permission = iota + 1
 	// PermAdminister: the tenant's API keys and webhook delivery records. Admin keys.
 	PermAdminister
+	// PermEvents: the tenant's live events, each filtered by SeesEvent (eventauthz.go). Every
+	// role.
+	PermEvents
 )
 
 // Authorize returns nil when p's role grants perm, else an *Error of kind ErrForbidden.
@@ -31,6 +34,8 @@ func (p Principal) Authorize(perm Permission) error {
 		ok = p.Role.MaySupervise()
 	case PermAdminister:
 		ok = p.Role == config.RoleAdmin
+	case PermEvents:
+		ok = p.Role.Valid()
 	}
 	if !ok {
 		return apiError(ErrForbidden, "forbidden", "an API key with role "+p.Role.String()+" may not do this")

@@ -216,9 +216,9 @@ func (a *App) HelpRequest(ctx context.Context, p Principal, id string) (store.He
 // HelpRequests lists the requests the principal may see, oldest first.
 func (a *App) HelpRequests(ctx context.Context, p Principal, f HelpFilter) ([]store.HelpRequest, error) {
 	switch f.Status {
-	case "", store.HelpOpen, store.HelpInProgress, store.HelpClosed, store.HelpCancelled:
+	case "", store.HelpOpen, store.HelpInProgress, store.HelpClosed, store.HelpCancelled, store.HelpExpired:
 	default:
-		e := apiError(ErrInvalid, "invalid_field", "status: want open, in_progress, closed or cancelled")
+		e := apiError(ErrInvalid, "invalid_field", "status: want open, in_progress, closed, cancelled or expired")
 		e.Field = "status"
 		return nil, e
 	}

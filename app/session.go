@@ -247,7 +247,8 @@ func (s *session) joinAudit(mode dialplan.Mode) store.AuditEntry {
 }
 
 func (s *session) auditEntry(action, outcome, reason string, extra map[string]string) store.AuditEntry {
-	e := store.AuditEntry{Action: action, Outcome: outcome, Reason: reason, Session: s.id, Extra: extra}
+	e := store.AuditEntry{Action: action, Outcome: outcome, Reason: reason, Session: s.id, Extra: extra,
+		Call: string(s.m.agentChan), Trigger: s.origin, KeyID: s.keyName}
 	if s.helpID != "" {
 		if e.Extra == nil {
 			e.Extra = map[string]string{}

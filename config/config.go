@@ -45,6 +45,8 @@ const (
 	EnvARIApp      = "EARPIECE_ARI_APP"
 	EnvRedisURL    = "EARPIECE_REDIS_URL"
 	EnvHTTPListen  = "EARPIECE_HTTP_LISTEN"
+	// EnvAuditKey sets redis.audit_key.
+	EnvAuditKey = "EARPIECE_AUDIT_KEY"
 	// EnvHTTPPublished sets http.published: compose passes the host address it publishes
 	// earpiece's port on.
 	EnvHTTPPublished = "EARPIECE_HTTP_PUBLISHED"
@@ -79,6 +81,10 @@ type Redis struct {
 	// days). Retention is by time, never by count, so that nobody can push the history out
 	// by making many entries.
 	AuditRetentionDays int `yaml:"audit_retention_days"`
+	// AuditKey signs the checkpoints that retention trimming leaves in each tenant's audit
+	// hash chain (HMAC-SHA256), so the rest of the chain stays verifiable. Prefer
+	// EARPIECE_AUDIT_KEY. Without one, a trimmed chain verifies as unverifiable.
+	AuditKey string `yaml:"audit_key"`
 }
 
 // HTTP is the API, dashboard and metrics listener.
@@ -138,10 +144,12 @@ type Tenant struct {
 	// takes the default (*90/*91/*92, DTMF 0/1/2).
 	DialingRules dialplan.Rules `yaml:"dialing_rules"`
 	// Announce is the announcement policy when a supervisor joins.
-	Announce   Announce    `yaml:"announce"`
-	Extensions []Extension `yaml:"extensions"`
-	HuntGroups []HuntGroup `yaml:"hunt_groups"`
-	APIKeys    []APIKey    `yaml:"api_keys"`
+	Announce Announce `yaml:"announce"`
+	// HelpRequests are the escalation and expiry timeouts of help requests (help.go).
+	HelpRequests HelpPolicy  `yaml:"help_requests"`
+	Extensions   []Extension `yaml:"extensions"`
+	HuntGroups   []HuntGroup `yaml:"hunt_groups"`
+	APIKeys      []APIKey    `yaml:"api_keys"`
 
 	// RequestSignatures says whether every /v1 request made with one of the
 	// tenant's API keys must be signed (X-Earpiece-Timestamp,
@@ -270,6 +278,7 @@ func (c *Config) ApplyDefaults() {
 			t.RequestSignatures = SignaturesOptional
 		}
 		t.DialingRules = t.DialingRules.WithDefaults()
+		t.HelpRequests.applyDefaults()
 		for j := range t.Extensions {
 			if t.Extensions[j].Role == "" {
 				t.Extensions[j].Role = RoleAgent
@@ -281,7 +290,7 @@ func (c *Config) ApplyDefaults() {
 // ApplyEnv overrides settings from the environment, read through lookup
 // (pass os.LookupEnv): EARPIECE_ARI_URL, EARPIECE_ARI_USER,
 // EARPIECE_ARI_PASSWORD, EARPIECE_ARI_APP, EARPIECE_REDIS_URL,
-// EARPIECE_HTTP_LISTEN and EARPIECE_HTTP_PUBLISHED, and the secrets named by
+// EARPIECE_HTTP_LISTEN, EARPIECE_HTTP_PUBLISHED, EARPIECE_AUDIT_KEY, and the secrets named by
 // secret_env and signing_secret_env. A variable that is unset or empty
 // changes nothing, so an unset variable interpolated by compose cannot blank
 // a setting.
@@ -315,6 +324,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		{EnvARIPassword, &c.ARI.Password},
 		{EnvARIApp, &c.ARI.App},
 		{EnvRedisURL, &c.Redis.URL},
+		{EnvAuditKey, &c.Redis.AuditKey},
 		{EnvHTTPListen, &c.HTTP.Listen},
 		{EnvHTTPPublished, &c.HTTP.Published},
 	} {

@@ -157,6 +157,7 @@ func (v *validator) tenant(where string, t *Tenant) {
 			v.errs = append(v.errs, fmt.Errorf("%s.dialing_rules: %w", where, e))
 		}
 	}
+	t.HelpRequests.validate(v, where+".help_requests")
 
 	numbers := map[string]int{}
 	exts := map[string]*Extension{}

@@ -33,13 +33,29 @@ type AuditEntry struct {
 	ID      string            `json:"id"`   // stream id, filled on read
 	Time    time.Time         `json:"time"` // when the app decided; now when zero
 	Tenant  string            `json:"tenant"`
-	Actor   string            `json:"actor"`            // who: an extension or API key name
+	Actor   string            `json:"actor"`            // who: an extension, "key:<name>" or "earpiece"
 	Action  string            `json:"action"`           // "join", "mode", "disconnect", ...
 	Target  string            `json:"target,omitempty"` // the agent extension or call
 	Outcome string            `json:"outcome"`          // "ok", "refused", "failed", ...
 	Reason  string            `json:"reason,omitempty"`
 	Session string            `json:"session,omitempty"`
 	Extra   map[string]string `json:"extra,omitempty"`
+	// KeyID is the API key (its name) the actor acted with, when it acted through the API.
+	KeyID string `json:"key_id,omitempty"`
+	// Call and HelpRequest are the call (the agent's channel id) and the help request the
+	// action was about, when known.
+	Call        string `json:"call,omitempty"`
+	HelpRequest string `json:"help_request,omitempty"`
+	// Mode is the supervision mode the action asked for or ended in; Trigger is how it was
+	// asked: "feature_code", "dtmf", "api", "phone", "system".
+	Mode    string `json:"mode,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
+	// Seq, PrevHash and Hash are the entry's place in its tenant's hash chain, set by
+	// AppendAudit (see auditchain.go); ignored on append, filled on read. Entries written
+	// before the chain existed have none.
+	Seq      int64  `json:"seq,omitempty"`
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 	// Repeats is, on read, how many more refusals of the same actor, action and reason the
 	// entry stands for, within its Options.AuditBurstWindow: their targets, sessions and
 	// extras are not kept.
@@ -58,17 +74,15 @@ const (
 	fSession = "session"
 	fExtra   = "extra"
 	fBurst   = "burst" // on the last entry of a burst: its id (keyAuditBurst counts the burst)
+	fKeyID   = "key"
+	fCall    = "call"
+	fHelp    = "help"
+	fMode    = "mode"
+	fTrigger = "trigger"
+	fSeq     = "seq"  // the entry's number in its tenant's chain, from 1
+	fPrev    = "prev" // hex SHA-256 of the previous entry ("" for the first)
+	fHash    = "hash" // hex SHA-256 of this entry (auditHash)
 )
-
-// auditAddScript appends an entry and drops the entries older than the retention, both by the
-// Redis server's clock (the one that makes the stream ids), so that app clocks play no part.
-// KEYS[1] stream; ARGV[1] retention in ms, ARGV[2..] field, value pairs. Returns the id.
-var auditAddScript = redis.NewScript(`
-local t = redis.call('TIME')
-local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
-if minid < 0 then minid = 0 end
-return redis.call('XADD', KEYS[1], 'MINID', string.format('%.0f', minid), '*', unpack(ARGV, 2))
-`)
 
 // auditBurstScript counts a refusal in its burst. KEYS[1] the burst's counter; ARGV[1] its
 // TTL in ms, set by the burst's first refusal. Returns the refusal's number in the burst.
@@ -91,7 +105,9 @@ return n
 //
 // The stream id is assigned by Redis from its own clock (XADD *), which keeps
 // ids increasing whatever the app instances' clocks say; e.Time keeps the
-// app's time. Entries older than AuditRetention by that clock are dropped.
+// app's time. Entries older than AuditRetention by that clock are dropped,
+// leaving a signed checkpoint (auditchain.go). The entry joins its tenant's
+// hash chain: e.Seq, e.PrevHash and e.Hash are set by the store.
 func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 	if err := checkTenant(e.Tenant); err != nil {
 		return "", fmt.Errorf("append audit: %w", err)
@@ -116,13 +132,14 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 			burst = id
 		}
 	}
-	values := []any{fTime, e.Time.UTC().Format(time.RFC3339Nano), fTenant, e.Tenant, fAction, e.Action}
+	values := map[string]string{fTime: e.Time.UTC().Format(time.RFC3339Nano), fTenant: e.Tenant, fAction: e.Action}
 	for _, kv := range [...]struct{ k, v string }{
 		{fActor, e.Actor}, {fTarget, e.Target}, {fOutcome, e.Outcome},
-		{fReason, e.Reason}, {fSession, e.Session},
+		{fReason, e.Reason}, {fSession, e.Session}, {fKeyID, e.KeyID}, {fCall, e.Call},
+		{fHelp, e.HelpRequest}, {fMode, e.Mode}, {fTrigger, e.Trigger}, {fBurst, burst},
 	} {
 		if kv.v != "" {
-			values = append(values, kv.k, kv.v)
+			values[kv.k] = kv.v
 		}
 	}
 	if len(e.Extra) > 0 {
@@ -130,12 +147,9 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("append audit for tenant %s: encoding extra: %w", e.Tenant, err)
 		}
-		values = append(values, fExtra, string(raw))
+		values[fExtra] = string(raw)
 	}
-	if burst != "" {
-		values = append(values, fBurst, burst)
-	}
-	id, err := auditAddScript.Run(ctx, s.rdb, []string{auditKey(e.Tenant)}, append([]any{millis(s.auditRetention)}, values...)...).Text()
+	id, err := s.appendChained(ctx, e.Tenant, values)
 	if err != nil {
 		return "", fmt.Errorf("append audit %s by %s for tenant %s: %w", e.Action, e.Actor, e.Tenant, err)
 	}
@@ -192,6 +206,11 @@ func (s *Store) auditRange(ctx context.Context, tenant, start string, to time.Ti
 	if err != nil {
 		return nil, err
 	}
+	return s.decodeAuditMessages(ctx, tenant, msgs)
+}
+
+// decodeAuditMessages decodes stream entries of the tenant's trail, with their Repeats.
+func (s *Store) decodeAuditMessages(ctx context.Context, tenant string, msgs []redis.XMessage) ([]AuditEntry, error) {
 	out := make([]AuditEntry, 0, len(msgs))
 	repeats := map[int]*redis.StringCmd{}
 	pipe := s.rdb.Pipeline()
@@ -231,6 +250,20 @@ func decodeAudit(m redis.XMessage) (AuditEntry, error) {
 		Outcome: str(fOutcome),
 		Reason:  str(fReason),
 		Session: str(fSession),
+
+		KeyID:       str(fKeyID),
+		Call:        str(fCall),
+		HelpRequest: str(fHelp),
+		Mode:        str(fMode),
+		Trigger:     str(fTrigger),
+		PrevHash:    str(fPrev),
+		Hash:        str(fHash),
+	}
+	if n := str(fSeq); n != "" {
+		var err error
+		if e.Seq, err = strconv.ParseInt(n, 10, 64); err != nil {
+			return AuditEntry{}, fmt.Errorf("seq: %w", err)
+		}
 	}
 	if t := str(fTime); t != "" {
 		var err error

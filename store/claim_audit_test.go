@@ -184,6 +184,13 @@ func TestAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i := range all {
+		// The chain's fields are the store's; TestAuditChain* check them.
+		if all[i].Seq != int64(i+1) || all[i].Hash == "" || (i > 0) != (all[i].PrevHash != "") {
+			t.Errorf("entry %d: seq %d, prev %q, hash %q", i, all[i].Seq, all[i].PrevHash, all[i].Hash)
+		}
+		all[i].Seq, all[i].PrevHash, all[i].Hash = 0, "", ""
+	}
 	if !reflect.DeepEqual(all, appended) {
 		t.Fatalf("Audit(all) =\n %+v\nwant\n %+v", all, appended)
 	}
@@ -234,7 +241,9 @@ func TestAudit(t *testing.T) {
 // goes (a count limit let anyone who can make entries flush the history); entries older than
 // the retention, by the Redis server's clock, go at the next append.
 func TestAuditRetentionByTime(t *testing.T) {
-	e := setup(t, store.Options{AuditRetention: 300 * time.Millisecond})
+	// 3 s: time enough for 2000 appends (two round trips each, for the hash chain) under -race.
+	const retention = 3 * time.Second
+	e := setup(t, store.Options{AuditRetention: retention})
 	c := ctx(t)
 	first, err := e.st.AppendAudit(c, store.AuditEntry{Tenant: "acme", Actor: "700", Action: "join", Outcome: "allowed"})
 	if err != nil {
@@ -251,13 +260,13 @@ func TestAuditRetentionByTime(t *testing.T) {
 	}
 	// Wait until the Redis server's clock is past the retention of every entry so far.
 	last, _ := strconv.ParseInt(strings.Split(all[len(all)-1].ID, "-")[0], 10, 64)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(retention + 5*time.Second)
 	for {
 		now, err := e.rdb.Time(c).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if now.UnixMilli() > last+300 {
+		if now.UnixMilli() > last+retention.Milliseconds() {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -19,6 +19,7 @@ const (
 	HelpInProgress = "in_progress" // accepted (HelpProvidedBy is set)
 	HelpClosed     = "closed"      // closed by the agent, or because the call ended
 	HelpCancelled  = "cancelled"   // withdrawn by the agent before anyone accepted
+	HelpExpired    = "expired"     // nobody accepted it in time (help_timeout.go)
 )
 
 // Close reasons of help requests.
@@ -26,6 +27,7 @@ const (
 	HelpReasonAgent     = "agent"      // the agent (or an admin) closed it
 	HelpReasonCallEnded = "call_ended" // the agent's call ended
 	HelpReasonCancelled = "cancelled"  // the agent withdrew it
+	HelpReasonExpired   = "expired"    // nobody accepted it in time
 )
 
 // DefaultHelpTTL is how long a help request's record (and its place in the tenant's list) is
@@ -50,6 +52,8 @@ type HelpRequest struct {
 	RaisedBy       string    `json:"raised_by"` // the agent's extension, or "key:<name>" for an admin key
 	Via            string    `json:"via"`       // "api" or "phone"
 	CreatedAt      time.Time `json:"created_at"`
+	Escalated      bool      `json:"escalated,omitempty"` // nobody accepted it in time: the tenant's admins were told
+	EscalatedAt    time.Time `json:"escalated_at,omitzero"`
 	AcceptedAt     time.Time `json:"accepted_at,omitzero"`
 	HelpProvidedBy string    `json:"help_provided_by,omitempty"` // the accepting supervisor's extension
 	SessionID      string    `json:"session_id,omitempty"`       // the supervision started on accept

@@ -56,11 +56,20 @@ const (
 	keyClaim = Prefix + "claim:"
 
 	// keyAudit + tenant → stream of audit entries (fields time, tenant, actor,
-	// action, target, outcome, reason, session, extra as JSON, burst). Entry
+	// action, target, outcome, reason, session, extra as JSON, burst, key,
+	// call, help, mode, trigger, and the hash chain's seq, prev, hash). Entry
 	// ids are the Redis server's clock in ms. No TTL: the audit trail is
 	// durable; each append drops the entries older than
 	// Options.AuditRetention by that clock (XADD MINID), never by count.
 	keyAudit = Prefix + "audit:"
+
+	// keyAuditCheckpoint + "{" + the tenant's keyAudit stream key + "}" → hash (fields id,
+	// seq, hash, sig, at): the last entry retention trimming dropped from that stream, whose
+	// hash the first remaining entry carries as its prev, HMAC-signed with Options.AuditKey
+	// (auditchain.go). The hash tag is the whole stream key, so the two share a Cluster slot
+	// (an append writes both in one MULTI/EXEC) while the stream keeps the name it always
+	// had. No TTL.
+	keyAuditCheckpoint = Prefix + "audit-checkpoint:"
 
 	// keyAuditBurst + tenant + ":" + burst id → integer: how many more
 	// refusals the entry whose burst field is that id stands for
@@ -128,6 +137,9 @@ func channelKey(ch string) string    { return keyChannel + ch }
 func tenantKey(tenant string) string { return keyTenant + tenant }
 func claimKey(key string) string     { return keyClaim + key }
 func auditKey(tenant string) string  { return keyAudit + tenant }
+func auditCheckpointKey(tenant string) string {
+	return keyAuditCheckpoint + "{" + auditKey(tenant) + "}"
+}
 func auditBurstKey(tenant, burst string) string {
 	return keyAuditBurst + tenant + ":" + burst
 }

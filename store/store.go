@@ -71,6 +71,10 @@ type Options struct {
 	// last of those (see AuditEntry.Repeats).
 	AuditBurstWindow  time.Duration
 	AuditBurstEntries int
+	// AuditKey signs the checkpoint that retention trimming leaves in place of the entries it
+	// drops (HMAC-SHA256), so that the rest of the chain stays verifiable. Without it
+	// checkpoints are unsigned, and VerifyAudit reports a trimmed chain as unverifiable.
+	AuditKey []byte
 	// MaxRetries bounds the WATCH/MULTI attempts of one change before it
 	// fails with ErrConflict.
 	MaxRetries int
@@ -91,6 +95,7 @@ type Store struct {
 	auditRetention    time.Duration
 	auditBurst        time.Duration
 	auditBurstEntries int
+	auditKey          []byte
 	maxRetries        int
 	helpTTL           time.Duration
 	now               func() time.Time
@@ -113,6 +118,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		auditRetention:    opts.AuditRetention,
 		auditBurst:        opts.AuditBurstWindow,
 		auditBurstEntries: opts.AuditBurstEntries,
+		auditKey:          opts.AuditKey,
 		maxRetries:        opts.MaxRetries,
 		helpTTL:           opts.HelpTTL,
 		now:               opts.Clock,
@@ -160,12 +166,17 @@ func (s *Store) clock() time.Time { return s.now().UTC() }
 // watched key changed before EXEC), at most s.maxRetries times, sleeping a
 // jittered, growing backoff in between so that contenders spread out.
 func (s *Store) optimistic(ctx context.Context, attempt func() error) error {
-	for i := range s.maxRetries {
+	return s.optimisticN(ctx, s.maxRetries, attempt)
+}
+
+// optimisticN is optimistic with at most n attempts.
+func (s *Store) optimisticN(ctx context.Context, n int, attempt func() error) error {
+	for i := range n {
 		err := attempt()
 		if !errors.Is(err, redis.TxFailedErr) {
 			return err
 		}
-		if i == s.maxRetries-1 {
+		if i == n-1 {
 			break
 		}
 		d := time.Millisecond << min(i, 6) // 1ms .. 64ms

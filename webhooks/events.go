@@ -30,7 +30,9 @@ const (
 )
 
 // GET /v1/events: Server-Sent Events of the principal's tenant (outbound.Hub's notifications, from
-// the tenant's Redis stream, so events of every app instance). Each message is
+// the tenant's Redis stream, so events of every app instance), those the principal may act on
+// (app.Principal.SeesEvent: help events only of the agents it may supervise, or its own). Each
+// message is
 //
 //	id: <stream id>
 //	event: <notification type>
@@ -180,8 +182,14 @@ func (s *Server) events(c *echo.Context) error {
 		}
 		buf.Reset()
 		for _, ev := range evs {
-			writeEvent(&buf, ev)
+			// Each principal gets only the events it may act on (app's rule).
+			if p.SeesEvent(s.cfg.Directory, ev.Type, ev.Data) {
+				writeEvent(&buf, ev)
+			}
 			last = ev.ID
+		}
+		if buf.Len() == 0 {
+			continue
 		}
 		if !wrote(write(buf.Bytes())) {
 			return nil

@@ -36,6 +36,8 @@ type helpJSON struct {
 	RaisedBy       string    `json:"raised_by"`
 	Via            string    `json:"via"`
 	CreatedAt      time.Time `json:"created_at"`
+	Escalated      bool      `json:"escalated,omitempty"`
+	EscalatedAt    time.Time `json:"escalated_at,omitzero"`
 	AcceptedAt     time.Time `json:"accepted_at,omitzero"`
 	HelpProvidedBy string    `json:"help_provided_by,omitempty"`
 	SessionID      string    `json:"session_id,omitempty"`
@@ -46,7 +48,8 @@ type helpJSON struct {
 func helpView(h store.HelpRequest) helpJSON {
 	return helpJSON{
 		ID: h.ID, Agent: h.Agent, CallID: h.CallID, Reason: h.Reason, Status: h.State, RaisedBy: h.RaisedBy,
-		Via: h.Via, CreatedAt: h.CreatedAt, AcceptedAt: h.AcceptedAt, HelpProvidedBy: h.HelpProvidedBy,
+		Via: h.Via, CreatedAt: h.CreatedAt, Escalated: h.Escalated, EscalatedAt: h.EscalatedAt,
+		AcceptedAt: h.AcceptedAt, HelpProvidedBy: h.HelpProvidedBy,
 		SessionID: h.SessionID, ClosedAt: h.ClosedAt, CloseReason: h.CloseReason,
 	}
 }

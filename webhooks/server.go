@@ -308,9 +308,10 @@ func (s *Server) routes() {
 	v1.POST("/api-keys", s.createAPIKey, limit, auth, admin)
 	v1.GET("/api-keys", s.listAPIKeys, limit, auth, admin)
 	v1.DELETE("/api-keys/:name", s.deleteAPIKey, limit, auth, admin)
-	v1.GET("/events", s.events, limit, auth, sup)
+	v1.GET("/events", s.events, limit, auth, s.allow(app.PermEvents)) // events.go filters per principal
 	v1.GET("/webhook-deliveries", s.listDeliveries, limit, auth, admin)
-	s.helpRoutes(v1, limit, auth) // help.go: the app applies the role rules
+	s.helpRoutes(v1, limit, auth)         // help.go: the app applies the role rules
+	s.auditRoutes(v1, limit, auth, admin) // audit.go
 }
 
 // Handler is the server's router (for tests).

@@ -261,7 +261,8 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 	if err != nil {
 		return nil, err
 	}
-	sopts := store.Options{AuditRetention: time.Duration(cfg.Redis.AuditRetentionDays) * 24 * time.Hour}
+	sopts := store.Options{AuditRetention: time.Duration(cfg.Redis.AuditRetentionDays) * 24 * time.Hour,
+		AuditKey: []byte(cfg.Redis.AuditKey)}
 	st, edgeStore := store.New(rdb, sopts), store.New(edgeRDB, sopts)
 	closeRedis := func() {
 		for _, c := range []*redis.Client{edgeRDB, rdb} {

@@ -353,9 +353,8 @@ func TestTrackerRacesWait(t *testing.T) {
 	}
 }
 
-// TestOwnedGoroutinesFollowsLabels: goroutines started from a labelled one are counted, also
-// when several share a stack (the profile's first record, the largest), and the parked reader is
-// left out on request.
+// TestOwnedGoroutinesFollowsLabels: goroutines started from a labelled one, and those they start,
+// are counted, also when several share a stack (the profile's first record, the largest).
 func TestOwnedGoroutinesFollowsLabels(t *testing.T) {
 	const owner = "test#owned"
 	release := make(chan struct{})
@@ -369,25 +368,27 @@ func TestOwnedGoroutinesFollowsLabels(t *testing.T) {
 			})
 		}
 		wg.Go(func() {
-			wg.Go(func() { // a grandchild, its parent gone: still labelled
+			wg.Go(func() { // a grandchild
 				started <- struct{}{}
 				<-release
 			})
+			started <- struct{}{}
+			<-release
 		})
 	})
-	for range 6 {
+	for range 7 {
 		<-started
 	}
-	if n, stacks := ownedGoroutines(owner, false); n != 6 {
-		t.Errorf("owned %d goroutines, want 6:\n%s", n, stacks)
+	if n, stacks := ownedGoroutines(owner, false); n != 7 {
+		t.Errorf("owned %d goroutines, want 7:\n%s", n, stacks)
 	}
 	if n, _ := ownedGoroutines("test#other", false); n != 0 {
 		t.Errorf("another owner has %d goroutines", n)
 	}
 	close(release)
 	wg.Wait()
-	if n, stacks := ownedGoroutines(owner, false); n != 0 {
-		t.Errorf("owned %d goroutines after they ended:\n%s", n, stacks)
+	if err := awaitOwned(owner, false, 5*time.Second); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -239,19 +239,25 @@ func (s *sipStack) doShutdown() error {
 }
 
 // awaitOwned waits until no goroutine carrying the stack's label is left, other than the socket
-// reader parked in sipSocket.ReadFrom when keepReader is set. A goroutine's end is no event one
-// can wait on, so this polls (goroutine profile) with a short backoff up to drainTimeout.
+// reader parked in sipSocket.ReadFrom when keepReader is set.
 func (s *sipStack) awaitOwned(keepReader bool) error {
-	deadline := time.Now().Add(drainTimeout)
+	return awaitOwned(s.owner, keepReader, drainTimeout)
+}
+
+// awaitOwned waits until no goroutine carrying owner's label is left (see ownedGoroutines). A
+// goroutine's end is no event one can wait on (even after it signalled its last, it is still
+// exiting), so this polls the goroutine profile with a short backoff, up to timeout.
+func awaitOwned(owner string, keepReader bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	pause := 50 * time.Microsecond
 	for {
-		n, stacks := ownedGoroutines(s.owner, keepReader)
+		n, stacks := ownedGoroutines(owner, keepReader)
 		if n == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("testphone: %d sipgo goroutine(s) of %s still running %v into close:\n%s",
-				n, s.addr, drainTimeout, stacks)
+				n, owner, timeout, stacks)
 		}
 		t := time.NewTimer(pause)
 		<-t.C
