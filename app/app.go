@@ -55,6 +55,7 @@ type Store interface {
 	AppendAudit(ctx context.Context, e store.AuditEntry) (string, error)
 	AuditPage(ctx context.Context, tenant string, f store.AuditFilter, limit int) ([]store.AuditEntry, string, error)
 	VerifyAudit(ctx context.Context, tenant string) (store.AuditVerification, error)
+	ScanAudit(ctx context.Context, tenant string, from, to time.Time, fn func([]store.AuditEntry) error) error
 	Claim(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, key, owner string) error
 
@@ -253,6 +254,9 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 	switch e := ev.(type) {
 	case *ari.StasisStart:
 		a.onStasisStart(ctx, e)
+		return
+	case *ari.ChannelUserevent:
+		a.onHelpKey(ctx, e) // the agents' in-call help key (helpkey.go)
 		return
 	case *ari.ConnectionEvent:
 		a.log.Info().Str("state", e.State.String()).AnErr("cause", e.Err).Msg("ari connection")

@@ -46,6 +46,12 @@ func (r *rig) onceBeforeSnoop(f func(ctx context.Context, s *session)) {
 			f(ctx, s)
 		})
 	}
+	// Publish the hook to the session goroutines: the dispatcher takes a.mu on every StasisStart
+	// before it starts a session, so this unlock happens before any read of the hook (the race
+	// detector cannot see the order through Asterisk).
+	r.app.mu.Lock()
+	//lint:ignore SA2001 the empty critical section is the point: a happens-before edge
+	r.app.mu.Unlock()
 }
 
 // TestE2ECallEndsUnderSupervision: the customer hangs up while a supervisor barges in; the

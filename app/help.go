@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/dialplan"
 	"github.com/earpiece/earpiece/store"
@@ -56,6 +57,8 @@ type RaiseRequest struct {
 	Agent  string // the agent's extension: required with an admin key, else the key's own
 	Reason string // optional, up to MaxHelpReason bytes
 	Via    string // "api" (default) or "phone"
+
+	call ari.ChannelID // the agent's channel the key was pressed on (in-call key); "" = find it
 }
 
 // AcceptRequest accepts a help request.
@@ -170,9 +173,11 @@ func (a *App) Raise(ctx context.Context, p Principal, req RaiseRequest) (store.H
 	}
 	cctx, cancel := context.WithTimeout(ctx, a.cfg.CallTimeout)
 	defer cancel()
-	ch, err := a.activeCall(cctx, ext)
-	if err != nil {
-		return store.HelpRequest{}, a.helpRefused(ctx, p, auditHelpRaise, h, asAPIError(err))
+	ch := req.call
+	if ch == "" {
+		if ch, err = a.activeCall(cctx, ext); err != nil {
+			return store.HelpRequest{}, a.helpRefused(ctx, p, auditHelpRaise, h, asAPIError(err))
+		}
 	}
 	h.CallID = string(ch)
 	switch _, err := a.store.HelpOfCall(cctx, p.Tenant, h.CallID); {

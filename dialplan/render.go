@@ -59,6 +59,9 @@ type RenderOptions struct {
 // needs at least two characters after the prefix, so a one-digit extension
 // could not be supervised.
 //
+// Last comes the tenant's agent context, Context + AgentContextSuffix (see
+// writeAgentHandler), which turns on the in-call help key on an agent's channel.
+//
 // Render checks tenant, the options and the rules (Validate) before writing
 // anything, and writes with a single call to w.
 func Render(w io.Writer, tenant string, r Rules, opts RenderOptions) error {
@@ -74,6 +77,8 @@ func Render(w io.Writer, tenant string, r Rules, opts RenderOptions) error {
 		opts.Context = "earpiece-" + tenant
 	} else if !validName(opts.Context, maxContextLen) {
 		errs = append(errs, fmt.Errorf("context %q: %w", opts.Context, ErrInvalidName))
+	} else if !validName(opts.Context+AgentContextSuffix, maxContextLen) {
+		errs = append(errs, fmt.Errorf("context %q: %w", opts.Context+AgentContextSuffix, ErrInvalidName))
 	}
 	if !validName(opts.App, maxNameLen) {
 		errs = append(errs, fmt.Errorf("app %q: %w", opts.App, ErrInvalidName))
@@ -113,6 +118,7 @@ func Render(w io.Writer, tenant string, r Rules, opts RenderOptions) error {
 		b.WriteString(" same => n,ExecIf($[\"${STASISSTATUS}\" = \"FAILED\"]?Congestion(3))\n")
 		b.WriteString(" same => n,Hangup()\n")
 	}
+	writeAgentHandler(&b, tenant, r, opts.Context+AgentContextSuffix)
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("render dialplan for tenant %q: %w", tenant, err)
 	}

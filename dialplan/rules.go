@@ -59,11 +59,15 @@ type Rules struct {
 	// HelpAcceptCode is dialed as is (no extension after it) by a supervisor to accept the
 	// oldest open help request they may accept, joining its call in whisper. Empty: none.
 	HelpAcceptCode string `json:"help_accept_code" yaml:"help_accept_code"`
+	// HelpRaiseDTMF is the key sequence an agent presses during a call to raise a help request
+	// on it. Asterisk's bridge features catch it on the agent's own channel (an applicationmap
+	// entry, see RenderFeatures), so the customer hears neither the keys nor a gap.
+	HelpRaiseDTMF string `json:"help_raise_dtmf" yaml:"help_raise_dtmf"`
 }
 
 // DefaultRules returns the defaults: prefixes *90 (spy),
-// *91 (whisper), *92 (barge), in-call DTMF 0, 1, 2, and *93 to accept a help
-// request.
+// *91 (whisper), *92 (barge), in-call DTMF 0, 1, 2, *93 to accept a help
+// request, and *0 for an agent to raise one in a call.
 func DefaultRules() Rules {
 	return Rules{
 		SpyPrefix:      "*90",
@@ -73,6 +77,7 @@ func DefaultRules() Rules {
 		WhisperDTMF:    "1",
 		BargeDTMF:      "2",
 		HelpAcceptCode: "*93",
+		HelpRaiseDTMF:  "*0",
 	}
 }
 
@@ -99,6 +104,7 @@ func (r Rules) WithDefaults() Rules {
 	fill(&r.WhisperDTMF, d.WhisperDTMF)
 	fill(&r.BargeDTMF, d.BargeDTMF)
 	fill(&r.HelpAcceptCode, d.HelpAcceptCode)
+	fill(&r.HelpRaiseDTMF, d.HelpRaiseDTMF)
 	return r
 }
 
@@ -206,7 +212,9 @@ func ValidTarget(s string) bool {
 //     Parse could not tell which mode was meant, and Asterisk would route
 //     both into the same pattern;
 //   - a DTMF code is not exactly one key 0-9, *, #, A-D (ErrNotDTMFCode), or
-//     two modes share a key (ErrConflict).
+//     two modes share a key (ErrConflict);
+//   - the help-raise key sequence is not 2 to MaxHelpRaiseLen keys starting
+//     with * or # (see validateHelpRaise).
 //
 // A prefix made only of digits is allowed, although it can shadow ordinary
 // extensions in the tenant's dialplan; prefixes normally start with * or #.
@@ -244,6 +252,7 @@ func (r Rules) Validate() error {
 		}
 	}
 	errs = append(errs, r.validateHelp()...)
+	errs = append(errs, r.validateHelpRaise()...)
 	for _, m := range modes {
 		if d := r.DigitFor(m); !isDTMF(d) {
 			errs = append(errs, fmt.Errorf("%s_dtmf %q: %w", m, d, ErrNotDTMFCode))
@@ -305,4 +314,32 @@ func (r Rules) validateHelp() []error {
 		}
 	}
 	return errs
+}
+
+// MaxHelpRaiseLen is the longest help-raise key sequence Validate accepts (within Asterisk's
+// limit for a feature code).
+const MaxHelpRaiseLen = 8
+
+// validateHelpRaise checks the agent's in-call help key sequence. Empty means none (WithDefaults
+// gives one). Otherwise it is 2 to MaxHelpRaiseLen dialable keys (0-9, *, #) starting with * or
+// #: Asterisk holds back every key that starts a feature code until the sequence completes or
+// the feature digit timeout passes, so a sequence starting with a digit would delay that digit
+// whenever the agent keys it into the customer's IVR, and a single key would take it from the
+// call altogether. The supervisors' DTMF mode keys and feature codes cannot clash with it: they
+// are read on the supervisor's own channel (in Stasis), never on the agent's bridged one.
+func (r Rules) validateHelpRaise() []error {
+	const field = "help_raise_dtmf"
+	c := r.HelpRaiseDTMF
+	switch {
+	case c == "":
+		return nil
+	case len(c) < 2 || len(c) > MaxHelpRaiseLen:
+		return []error{fmt.Errorf("%s %q: want 2 to %d keys: %w", field, c, MaxHelpRaiseLen, ErrInvalidRule)}
+	case c[0] != '*' && c[0] != '#':
+		return []error{fmt.Errorf("%s %q: must start with * or # (a leading digit would be held back from the call whenever the agent keys it): %w", field, c, ErrInvalidRule)}
+	}
+	if i := strings.IndexFunc(c, func(ch rune) bool { return !isDialable(ch) }); i >= 0 {
+		return []error{fmt.Errorf("%s %q: character %q cannot be dialed (want 0-9, * or #): %w", field, c, []rune(c[i:])[0], ErrInvalidRule)}
+	}
+	return nil
 }

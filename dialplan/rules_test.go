@@ -247,7 +247,7 @@ func TestWithDefaults(t *testing.T) {
 	got := dialplan.Rules{SpyPrefix: "*21", BargeDTMF: "9"}.WithDefaults()
 	want := dialplan.Rules{
 		SpyPrefix: "*21", WhisperPrefix: "*91", BargePrefix: "*92",
-		SpyDTMF: "0", WhisperDTMF: "1", BargeDTMF: "9", HelpAcceptCode: "*93",
+		SpyDTMF: "0", WhisperDTMF: "1", BargeDTMF: "9", HelpAcceptCode: "*93", HelpRaiseDTMF: "*0",
 	}
 	if got != want {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)

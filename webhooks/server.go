@@ -312,6 +312,7 @@ func (s *Server) routes() {
 	v1.GET("/webhook-deliveries", s.listDeliveries, limit, auth, admin)
 	s.helpRoutes(v1, limit, auth)         // help.go: the app applies the role rules
 	s.auditRoutes(v1, limit, auth, admin) // audit.go
+	s.reportRoutes(v1, limit, auth, sup)  // report.go: the app limits a supervisor to its own
 }
 
 // Handler is the server's router (for tests).

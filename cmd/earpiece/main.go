@@ -3,7 +3,8 @@
 //
 //	earpiece serve          [--config FILE]   run the service
 //	earpiece check-config   [--config FILE]   validate the configuration, report every problem
-//	earpiece dialplan render [--config FILE] [--tenant ID]  print the extensions.conf snippet
+//	earpiece dialplan render [--config FILE] [--tenant ID] [--features]  print the extensions.conf
+//	                        (--features: features.conf) snippet
 //	earpiece healthcheck    [--url URL]       exit 0 when the service answers ready (containers)
 //
 // The configuration file comes from --config or EARPIECE_CONFIG; addresses and secrets may be
@@ -135,12 +136,16 @@ func renderDialplan(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dialplan render", flag.ContinueOnError)
 	path := configFlag(fs)
 	only := fs.String("tenant", "", "render only this tenant")
+	features := fs.Bool("features", false, "print the features.conf snippet (the agents' in-call help keys) instead")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
+	}
+	if *features {
+		return renderFeatures(cfg, *only, *path, stdout)
 	}
 	found := false
 	for i, t := range cfg.Tenants {
@@ -159,6 +164,21 @@ func renderDialplan(args []string, stdout io.Writer) error {
 		return fmt.Errorf("no tenant %q in %s", *only, *path)
 	}
 	return nil
+}
+
+// renderFeatures prints the [applicationmap] of the tenants' in-call help keys
+// (asterisk-conf/features_earpiece.conf).
+func renderFeatures(cfg *config.Config, only, path string, stdout io.Writer) error {
+	var ts []dialplan.TenantRules
+	for _, t := range cfg.Tenants {
+		if only == "" || t.ID == only {
+			ts = append(ts, dialplan.TenantRules{Tenant: t.ID, Rules: t.DialingRules})
+		}
+	}
+	if len(ts) == 0 {
+		return fmt.Errorf("no tenant %q in %s", only, path)
+	}
+	return dialplan.RenderFeatures(stdout, ts)
 }
 
 func healthcheck(args []string) error {

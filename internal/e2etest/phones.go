@@ -15,10 +15,11 @@ const (
 	ToneRefusalLow  = 480.0
 	ToneRefusalHigh = 620.0
 	ToneBeep        = 1400.0
+	ToneHelpRaised  = 1800.0 // the agent's confirmation of the in-call help key (app/helpkey.go)
 )
 
 // watch is what every phone's detector listens for.
-var watch = []float64{testphone.ToneCustomer, testphone.ToneAgent, testphone.ToneSupervisor, ToneSupervisor2, ToneRefusalLow, ToneRefusalHigh, ToneBeep}
+var watch = []float64{testphone.ToneCustomer, testphone.ToneAgent, testphone.ToneSupervisor, ToneSupervisor2, ToneRefusalLow, ToneRefusalHigh, ToneBeep, ToneHelpRaised}
 
 // Phone registers a test phone as user (an endpoint of asterisk-conf/pjsip.conf), sending tone
 // hz on its calls and answering incoming ones as policy says. It is closed when r.T ends.
