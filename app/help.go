@@ -190,14 +190,16 @@ func (a *App) Raise(ctx context.Context, p Principal, req RaiseRequest) (store.H
 	if err := a.helpAudit(ctx, p, auditHelpRaise, "allowed", "", h, map[string]string{"via": h.Via}); err != nil {
 		return store.HelpRequest{}, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "audit trail unavailable", err)
 	}
-	h, err = a.store.CreateHelp(cctx, h)
+	created, err := a.store.CreateHelp(cctx, h)
 	switch {
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
+		// The refusal is audited with the request as it was asked for (agent, call, via).
 		return store.HelpRequest{}, a.helpRefused(ctx, p, auditHelpRaise, h,
 			apiError(ErrConflict, RefuseHelpExists, "the agent already has an open help request on this call"))
 	case err != nil:
 		return store.HelpRequest{}, storeFailure(err)
 	}
+	h = created
 	a.log.Info().Str("tenant", h.Tenant).Str("agent", h.Agent).Str("help_request", h.ID).Msg("help raised")
 	a.notify(h.Tenant, NoteHelpRaised, h)
 	return h, nil
