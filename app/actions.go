@@ -16,7 +16,7 @@ import (
 func (s *session) do(ctx context.Context, act action) event {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.app.cfg.CallTimeout)
 	defer cancel()
-	for _, step := range []func(ctx, cctx context.Context, act action) (event, bool){s.doJoin, s.doMode, s.doEnd} {
+	for _, step := range []func(ctx, cctx context.Context, act action) (event, bool){s.doJoin, s.doTalker, s.doMode, s.doEnd} {
 		if fb, ok := step(ctx, cctx, act); ok {
 			return fb
 		}
@@ -72,31 +72,6 @@ func (s *session) doJoin(ctx, cctx context.Context, act action) (event, bool) {
 			s.log.Warn().Err(err).Msg("recording joining")
 		}
 		return nil, true
-	case actClaimTalker:
-		code := ""
-		ok, err := a.store.Claim(cctx, talkerKey(s.m.agentChan), s.id, a.cfg.ClaimTTL)
-		switch {
-		case err != nil:
-			code = RefuseStoreUnavailable
-		case !ok:
-			code = RefuseTalkerBusy
-		}
-		if act.req.mode.Valid() {
-			return evTalker{req: act.req, code: code}, true
-		}
-		switch code {
-		case RefuseStoreUnavailable:
-			return evRefused{r: &refusal{code, fmt.Errorf("claiming talker slot: %w", err)}}, true
-		case RefuseTalkerBusy:
-			return evRefused{r: &refusal{code, errors.New("another supervisor is already talking on this call")}}, true
-		}
-		return evStepDone{step: stepTalker}, true
-	case actReleaseTalker:
-		if err := a.store.Release(cctx, talkerKey(s.m.agentChan), s.id); err != nil {
-			s.log.Warn().Err(err).Msg("releasing talker slot")
-			return nil, true
-		}
-		return evTalkerReleased{}, true
 	case actCreateBridge:
 		if _, err := a.ari.CreateBridge(cctx, ari.CreateBridgeRequest{
 			BridgeID: bridgeID(s.id),
@@ -133,6 +108,39 @@ func (s *session) doJoin(ctx, cctx context.Context, act action) (event, bool) {
 			"call_id": string(s.m.agentChan), "mode": act.mode.String(), "origin": s.origin,
 		})
 		return nil, true
+	}
+	return nil, false
+}
+
+// doTalker claims and releases the call's talker slot.
+func (s *session) doTalker(_, cctx context.Context, act action) (event, bool) {
+	a := s.app
+	switch act := act.(type) {
+	case actClaimTalker:
+		code := ""
+		ok, err := a.store.Claim(cctx, talkerKey(s.m.agentChan), s.id, a.cfg.ClaimTTL)
+		switch {
+		case err != nil:
+			code = RefuseStoreUnavailable
+		case !ok:
+			code = RefuseTalkerBusy
+		}
+		if act.req.mode.Valid() {
+			return evTalker{req: act.req, code: code}, true
+		}
+		switch code {
+		case RefuseStoreUnavailable:
+			return evRefused{r: &refusal{code, fmt.Errorf("claiming talker slot: %w", err)}}, true
+		case RefuseTalkerBusy:
+			return evRefused{r: &refusal{code, errors.New("another supervisor is already talking on this call")}}, true
+		}
+		return evStepDone{step: stepTalker}, true
+	case actReleaseTalker:
+		if err := a.store.Release(cctx, talkerKey(s.m.agentChan), s.id); err != nil {
+			s.log.Warn().Err(err).Msg("releasing talker slot")
+			return nil, true
+		}
+		return evTalkerReleased{}, true
 	}
 	return nil, false
 }

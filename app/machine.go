@@ -581,30 +581,7 @@ func (m machine) joining(cfg machineConfig, e event) (machine, []action) {
 		if e.step != m.step {
 			return m, nil
 		}
-		switch m.step {
-		case stepAuditJoin:
-			m.step = stepRecord
-			return m, []action{actCreateRecord{mode: m.want}}
-		case stepRecord:
-			m.record = true
-			return m.claimOrBridge()
-		case stepTalker:
-			m.talker = true
-			m.step = stepBridge
-			return m, []action{actCreateBridge{}}
-		case stepBridge:
-			m.bridge = true
-			m.step = stepSnoop
-			m.pending, m.pendingMode = m.newSnoopID(), m.want
-			m.live = append(slices.Clone(m.live), m.pending)
-			return m, []action{actSnoop{id: m.pending, mode: m.want}, actTimer{timer: timerSnoop, d: cfg.SnoopTimeout}}
-		case stepSupervisor:
-			m.answered, m.joined = true, true
-			m.state, m.step = store.StateActive, stepNone
-			acts := []action{actStarted{mode: m.mode}, actModeChanged{from: dialplan.ModeUnknown, to: m.mode, snoop: m.snoop}}
-			m2, more := m.afterSwitch(cfg)
-			return m2, append(acts, more...)
-		}
+		return m.joinStepDone(cfg)
 	case evChannelUp:
 		if m.step != stepSnoop || e.id != m.pending {
 			return m, nil
@@ -629,6 +606,35 @@ func (m machine) joining(cfg machineConfig, e event) (machine, []action) {
 		if e.waiter > 0 {
 			return m, []action{actReply{waiter: e.waiter, code: replyNotActive}}
 		}
+	}
+	return m, nil
+}
+
+// joinStepDone advances a join whose current step's action succeeded.
+func (m machine) joinStepDone(cfg machineConfig) (machine, []action) {
+	switch m.step {
+	case stepAuditJoin:
+		m.step = stepRecord
+		return m, []action{actCreateRecord{mode: m.want}}
+	case stepRecord:
+		m.record = true
+		return m.claimOrBridge()
+	case stepTalker:
+		m.talker = true
+		m.step = stepBridge
+		return m, []action{actCreateBridge{}}
+	case stepBridge:
+		m.bridge = true
+		m.step = stepSnoop
+		m.pending, m.pendingMode = m.newSnoopID(), m.want
+		m.live = append(slices.Clone(m.live), m.pending)
+		return m, []action{actSnoop{id: m.pending, mode: m.want}, actTimer{timer: timerSnoop, d: cfg.SnoopTimeout}}
+	case stepSupervisor:
+		m.answered, m.joined = true, true
+		m.state, m.step = store.StateActive, stepNone
+		acts := []action{actStarted{mode: m.mode}, actModeChanged{from: dialplan.ModeUnknown, to: m.mode, snoop: m.snoop}}
+		m2, more := m.afterSwitch(cfg)
+		return m2, append(acts, more...)
 	}
 	return m, nil
 }
