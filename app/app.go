@@ -56,6 +56,8 @@ type Store interface {
 	AuditPage(ctx context.Context, tenant string, f store.AuditFilter, limit int) ([]store.AuditEntry, string, error)
 	VerifyAudit(ctx context.Context, tenant string) (store.AuditVerification, error)
 	ScanAudit(ctx context.Context, tenant string, from, to time.Time, fn func([]store.AuditEntry) error) error
+	ReportRollups(ctx context.Context, tenant string, spans []store.ReportRollupSpan) ([]store.ReportRollupSlot, error)
+	SetReportRollup(ctx context.Context, tenant, name string, data []byte) error
 	Claim(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, key, owner string) error
 

@@ -531,6 +531,16 @@ func (b *reportBuilder) foldSession(s *sessTrack) {
 
 // Report finishes the aggregation.
 func (b *reportBuilder) Report() Report {
+	b.finish()
+	return renderReport(b.w, &b.total, b.groups)
+}
+
+// finish folds what the window left open at Until into the figures. settled is whether nothing
+// of the window was still going on at Until: no session active, no help request open or in
+// progress (reading further would change nothing but what a later refusal could; see
+// reportrollup.go).
+func (b *reportBuilder) finish() (settled bool) {
+	settled = len(b.live) == 0
 	for _, s := range b.live {
 		s.close(b.w.Until)
 		b.foldSession(s)
@@ -539,6 +549,9 @@ func (b *reportBuilder) Report() Report {
 	for i := range b.help {
 		h := &b.help[i]
 		o, ok := h.replay()
+		if ok && (o.state == store.HelpOpen || o.state == store.HelpInProgress) {
+			settled = false
+		}
 		if !ok || (b.w.Only != "" && o.supervisor != b.w.Only) {
 			continue
 		}
@@ -577,9 +590,14 @@ func (b *reportBuilder) Report() Report {
 			}
 		})
 	}
-	r := Report{From: b.w.From, To: b.w.To, Until: b.w.Until, GroupBy: b.w.GroupBy, Supervisor: b.w.Only,
-		Total: b.total.figures(), Rows: make([]ReportRow, 0, len(b.groups))}
-	for k, g := range b.groups {
+	return settled
+}
+
+// renderReport is the report of window w from its figures.
+func renderReport(w reportWindow, total *figures, groups map[string]*figures) Report {
+	r := Report{From: w.From, To: w.To, Until: w.Until, GroupBy: w.GroupBy, Supervisor: w.Only,
+		Total: total.figures(), Rows: make([]ReportRow, 0, len(groups))}
+	for k, g := range groups {
 		r.Rows = append(r.Rows, ReportRow{Key: k, ReportFigures: g.figures()})
 	}
 	slices.SortFunc(r.Rows, func(x, y ReportRow) int {

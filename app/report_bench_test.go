@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -9,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earpiece/earpiece/internal/redistest"
 	"github.com/earpiece/earpiece/store"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 )
 
 // A month of a 500-agent tenant: about 2 million audit entries.
@@ -166,5 +171,64 @@ func TestSynthTrailReport(t *testing.T) {
 	}
 	if len(r.Rows) < benchDays-1 {
 		t.Errorf("%d day rows", len(r.Rows))
+	}
+}
+
+// trailWindow is the part of a time-ordered trail in [from, until), as ScanAudit reads it.
+func trailWindow(trail []store.AuditEntry, from, until time.Time) []store.AuditEntry {
+	lo, _ := slices.BinarySearchFunc(trail, from, func(e store.AuditEntry, t time.Time) int { return e.Time.Compare(t) })
+	hi, _ := slices.BinarySearchFunc(trail, until, func(e store.AuditEntry, t time.Time) int { return e.Time.Compare(t) })
+	return trail[lo:hi]
+}
+
+// BenchmarkReportRollups is the request's work for a month of a 500-agent tenant (the 2M
+// entries of BenchmarkReportAggregate) once its 30 days are cached as rollups in a real Redis:
+// read the 30 rollups (one pipelined round trip, with their spans' marks), decode, merge, and
+// render the report, per grouping. The trail itself is not in this Redis (the marks of an empty
+// span match the rollups' empty marks); reading the partial days that a window off midnight
+// adds costs what store.BenchmarkScanAudit gives per entry.
+//
+//	go test -run '^$' -bench BenchmarkReportRollups -count 5 ./app/
+func BenchmarkReportRollups(b *testing.B) {
+	trail := benchmarkTrail()
+	month := time.Duration(benchDays) * 24 * time.Hour
+	rs := redistest.Start(b)
+	rdb := redis.NewClient(rs.Options())
+	b.Cleanup(func() { rdb.Close() })
+	a := &App{store: store.New(rdb, store.Options{}), log: zerolog.Nop()}
+	ctx := context.Background()
+	now := reportDay.Add(month + 10*24*time.Hour)
+	for _, g := range []string{GroupBySupervisor, GroupByAgent, GroupByDay} {
+		w := reportWindow{From: reportDay, To: reportDay.Add(month), Until: reportDay.Add(month + ReportLookahead), GroupBy: g}
+		var size int
+		for d := range benchDays {
+			dw := dayWindow(reportDay.Add(time.Duration(d)*reportDaySpan), w)
+			rb := newReportBuilder(dw)
+			part := trailWindow(trail, dw.From, dw.Until)
+			for i := range part {
+				rb.Add(&part[i])
+			}
+			data, err := json.Marshal(rb.rollup())
+			if err != nil {
+				b.Fatal(err)
+			}
+			size += len(data)
+			if err := a.store.SetReportRollup(ctx, "acme", rollupName(dw.From, w), data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(g, func(b *testing.B) {
+			var r Report
+			for b.Loop() {
+				var err error
+				if r, err = a.reportFromRollups(ctx, "acme", w, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(size)/benchDays, "rollup-bytes/day")
+			if r.Total.Supervision.Sessions == 0 || r.Total.Help.Accepted == 0 {
+				b.Fatalf("empty report: %+v", r.Total)
+			}
+		})
 	}
 }

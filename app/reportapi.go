@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/earpiece/earpiece/config"
-	"github.com/earpiece/earpiece/store"
 )
 
 // SupervisionReport computes the supervision report of the principal's tenant from its audit
@@ -49,15 +48,9 @@ func (a *App) SupervisionReport(ctx context.Context, p Principal, q ReportQuery)
 	if p.Role == config.RoleSupervisor {
 		w.Only = p.Extension
 	}
-	b := newReportBuilder(w)
-	err := a.store.ScanAudit(ctx, p.Tenant, w.From, w.Until, func(entries []store.AuditEntry) error {
-		for i := range entries {
-			b.Add(&entries[i])
-		}
-		return nil
-	})
+	r, err := a.reportFromRollups(ctx, p.Tenant, w, now)
 	if err != nil {
 		return Report{}, storeFailure(err)
 	}
-	return b.Report(), nil
+	return r, nil
 }

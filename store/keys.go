@@ -71,6 +71,15 @@ const (
 	// had. No TTL.
 	keyAuditCheckpoint = Prefix + "audit-checkpoint:"
 
+	// keyReportRollup + tenant + ":" + day (2006-01-02) + ":" + grouping + ":" + scope (a
+	// supervisor's extension, or empty for the whole tenant) → string: the figures of that UTC
+	// day's supervision report (app/reportrollup.go), as JSON, with the marks (first and last
+	// entry ids and hashes) of the span of the audit trail they were computed from, the day and
+	// its look-ahead hour. Written once that span is over; ignored (and rewritten) when the
+	// span's marks no longer match. A cache of the trail, never a source: deleting these keys
+	// loses nothing. TTL store.ReportRollupTTL (32 days).
+	keyReportRollup = Prefix + "report-rollup:"
+
 	// keyAuditBurst + tenant + ":" + burst id → integer: how many more
 	// refusals the entry whose burst field is that id stands for
 	// (AuditEntry.Repeats). TTL Options.AuditRetention, so it goes with its
@@ -132,11 +141,12 @@ const (
 // Tenants cannot contain ':' (checkTenant), so keys that join a tenant and a
 // caller's string with ':' cannot collide across tenants.
 
-func sessionKey(id string) string    { return keySession + id }
-func channelKey(ch string) string    { return keyChannel + ch }
-func tenantKey(tenant string) string { return keyTenant + tenant }
-func claimKey(key string) string     { return keyClaim + key }
-func auditKey(tenant string) string  { return keyAudit + tenant }
+func sessionKey(id string) string                { return keySession + id }
+func channelKey(ch string) string                { return keyChannel + ch }
+func tenantKey(tenant string) string             { return keyTenant + tenant }
+func claimKey(key string) string                 { return keyClaim + key }
+func auditKey(tenant string) string              { return keyAudit + tenant }
+func reportRollupKey(tenant, name string) string { return keyReportRollup + tenant + ":" + name }
 func auditCheckpointKey(tenant string) string {
 	return keyAuditCheckpoint + "{" + auditKey(tenant) + "}"
 }
