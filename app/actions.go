@@ -122,6 +122,11 @@ func (s *session) doTalker(_, cctx context.Context, act action) (event, bool) {
 		switch {
 		case err != nil:
 			code = RefuseStoreUnavailable
+			// The claim may have been made with its answer lost: give it back (the release
+			// checks the owner, so it never frees another session's slot).
+			if rerr := a.store.Release(cctx, talkerKey(s.m.agentChan), s.id); rerr != nil {
+				s.log.Warn().Err(rerr).Msg("releasing a talker claim whose answer was lost")
+			}
 		case !ok:
 			code = RefuseTalkerBusy
 		}
@@ -292,6 +297,8 @@ func (s *session) reply(act actReply) {
 		err = apiError(ErrConflict, replyNotActive, "the supervision is not active yet")
 	case replyEnded:
 		err = apiError(ErrConflict, replyEnded, "the supervision has ended")
+	case replyInvalidMode:
+		err = apiError(ErrInvalid, replyInvalidMode, "mode: want spy, whisper or barge")
 	case RefuseTalkerBusy:
 		err = apiError(ErrConflict, act.code, "another supervisor is already talking on this call")
 	default:

@@ -58,6 +58,7 @@ type Store interface {
 	ScanAudit(ctx context.Context, tenant string, from, to time.Time, fn func([]store.AuditEntry) error) error
 	ReportRollups(ctx context.Context, tenant string, spans []store.ReportRollupSpan) ([]store.ReportRollupSlot, error)
 	SetReportRollup(ctx context.Context, tenant, name string, data []byte) error
+	ReportRollupsCached(ctx context.Context, tenant string, names []string) ([]bool, error)
 	Claim(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, key, owner string) error
 
@@ -100,6 +101,9 @@ type Config struct {
 	// HelpSweep is how often open help requests are checked for escalation and expiry (5 s;
 	// helpsweep.go).
 	HelpSweep time.Duration
+	// ReportWarm is how often the rollups of recent days are computed ahead of reports (1 min;
+	// reportwarm.go).
+	ReportWarm time.Duration
 }
 
 func (c *Config) defaults() {
@@ -132,6 +136,9 @@ func (c *Config) defaults() {
 	}
 	if c.HelpSweep <= 0 {
 		c.HelpSweep = 5 * time.Second
+	}
+	if c.ReportWarm <= 0 {
+		c.ReportWarm = time.Minute
 	}
 }
 
@@ -170,8 +177,10 @@ type App struct {
 	routes   map[ari.ChannelID]*session
 	sessions map[string]*session
 	// wg counts every goroutine the app starts (sessions, best-effort hangups, tone stops, the
-	// calls index, reconciliation); Run returns only when it is zero. Add is called either under
-	// mu with closing false, or from a goroutine wg already counts, so it never races with Wait.
+	// calls index, reconciliation); Run returns only when it is zero. Add is called under mu
+	// with closing false (API sessions), from a goroutine wg already counts, or from the
+	// dispatcher, which has stopped before Run's deferred shutdown calls Wait; so it never races
+	// with Wait.
 	wg      sync.WaitGroup
 	closing bool
 	// runCtx is Run's context: every session runs under it, whoever started it (a feature code on
@@ -222,6 +231,7 @@ func (a *App) Run(ctx context.Context, events <-chan ari.Event) error {
 	defer stopCalls()
 	a.spawn(func() { a.runCalls(callsCtx) })
 	a.spawn(func() { a.runHelpSweep(callsCtx) })
+	a.spawn(func() { a.runReportWarm(callsCtx) })
 	for {
 		select {
 		case <-ctx.Done():

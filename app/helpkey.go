@@ -67,7 +67,9 @@ func (a *App) onHelpKey(ctx context.Context, e *ari.ChannelUserevent) {
 	}
 	p := Principal{Tenant: tenant.ID, Role: config.RoleAgent, Extension: ext.Number}
 	a.spawn(func() {
-		ctx := context.WithoutCancel(ctx)
+		// Bounded, so a Redis that does not answer cannot hold App.Run's shutdown.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*a.cfg.CallTimeout+helpRaisedLen+helpNotRaisedLen)
+		defer cancel()
 		h, err := a.Raise(ctx, p, RaiseRequest{Via: "phone", call: ch})
 		log := a.log.With().Str("tenant", tenant.ID).Str("agent", ext.Number).Str("channel", string(ch)).Logger()
 		tone, length := helpRaisedTone, helpRaisedLen

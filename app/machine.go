@@ -367,9 +367,10 @@ const (
 
 // Reply codes of API mode requests beyond the refusal codes.
 const (
-	replySuperseded = "superseded"
-	replyNotActive  = "not_active"
-	replyEnded      = "ended"
+	replySuperseded  = "superseded"
+	replyNotActive   = "not_active"
+	replyEnded       = "ended"
+	replyInvalidMode = "invalid_field"
 )
 
 // Tones played to the supervisor (tone: playbacks need no sound files; indications.conf).
@@ -497,12 +498,14 @@ func (m machine) channelEnded(cfg machineConfig, e evChannelEnd) (machine, []act
 func (m machine) supervisorLeft(cfg machineConfig) (machine, []action) {
 	m.supGone = true
 	if m.end != nil {
-		// Hearing a tone before the hangup: nothing left to hang up.
+		// Hearing a tone before the hangup (finish either plays one or ends at once): nothing
+		// left to hang up. The ending is copied, so older machine values keep theirs.
+		end := *m.end
+		end.hangup = false
+		m.end = &end
 		if m.step == stepTone {
-			m.end.hangup = false
 			return m.ending(cfg, evTimeout{timer: timerTone})
 		}
-		m.end.hangup = false
 		return m, nil
 	}
 	if m.state == store.StateEnded {
@@ -525,8 +528,9 @@ func (m machine) ringing(cfg machineConfig, e event) (machine, []action) {
 		m.state, m.step = store.StateJoining, stepFindCall
 		return m, []action{actTimer{timer: timerRing}, actMarkJoining{}, actFindCall{}}
 	case evOriginateFailed:
-		m.supGone = true
-		return m.finish(cfg, ending{reason: ReasonError})
+		// The request may have failed after Asterisk made the channel (a timeout): hang it up,
+		// so the phone does not go on ringing for a session that is over.
+		return m.finish(cfg, ending{reason: ReasonError, hangup: true})
 	case evTimeout:
 		if e.timer == timerRing {
 			return m.finish(cfg, ending{reason: ReasonNoAnswer, hangup: true})
@@ -670,6 +674,9 @@ func (m machine) active(cfg machineConfig, e event) (machine, []action) {
 	switch e := e.(type) {
 	case evModeWanted:
 		if !e.mode.Valid() {
+			if e.waiter > 0 {
+				return m, []action{actReply{waiter: e.waiter, code: replyInvalidMode}}
+			}
 			return m, nil
 		}
 		if e.mode == m.want {
@@ -692,7 +699,12 @@ func (m machine) active(cfg machineConfig, e event) (machine, []action) {
 		return m, []action{actAuditMode{req: e.req}}
 	case evModeAudited:
 		if !e.ok {
-			return m.modeRefused(e.req, RefuseStoreUnavailable)
+			m, acts := m.modeRefused(e.req, RefuseStoreUnavailable)
+			if m.talker && !talks(m.mode) && !talks(m.want) && !talks(m.pendingMode) {
+				// The slot was claimed for this change only: give it back.
+				acts = append(acts, actReleaseTalker{})
+			}
+			return m, acts
 		}
 		m.want = e.req.mode
 		if e.req.waiter > 0 {

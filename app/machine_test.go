@@ -185,6 +185,23 @@ func TestMachine(t *testing.T) {
 			want: []action{actAuditMode{req: dtmf(spy)}, actModeRefused{req: dtmf(spy), code: RefuseStoreUnavailable}},
 		},
 		{
+			name:      "a switch whose audit fails gives back the slot it claimed",
+			from:      active(spy),
+			events:    []event{dtmf(whisper), evTalker{req: dtmf(whisper)}, evModeAudited{req: dtmf(whisper)}},
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want: []action{
+				actClaimTalker{req: dtmf(whisper)}, actAuditMode{req: dtmf(whisper)},
+				actModeRefused{req: dtmf(whisper), code: RefuseStoreUnavailable}, actReleaseTalker{},
+			},
+		},
+		{
+			name:      "an API request for no mode is answered, not left waiting",
+			from:      active(spy),
+			events:    []event{evModeWanted{mode: dialplan.ModeUnknown, via: "api", waiter: 3}},
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want:      []action{actReply{waiter: 3, code: replyInvalidMode}},
+		},
+		{
 			name:      "back to spy gives the talker slot back once spy is audible",
 			from:      active(whisper),
 			events:    switchTo(active(whisper), spy, s2),
@@ -337,11 +354,11 @@ func TestMachine(t *testing.T) {
 			want:      []action{actHangupSupervisor{}, actAuditEnd{reason: ReasonNoAnswer}, actEndRecord{reason: ReasonNoAnswer}, actEnded{reason: ReasonNoAnswer}},
 		},
 		{
-			name:      "API: the originate failing ends the session as an error",
+			name:      "API: the originate failing ends the session as an error, the leg hung up in case it exists",
 			from:      freshAPI(),
-			events:    []event{evRing{}, evOriginateFailed{err: errors.New("500")}},
+			events:    []event{evRing{}, evOriginateFailed{err: errors.New("timeout")}},
 			wantState: store.StateEnded,
-			want:      []action{actAuditEnd{reason: ReasonError}, actEndRecord{reason: ReasonError}, actEnded{reason: ReasonError}},
+			want:      []action{actHangupSupervisor{}, actAuditEnd{reason: ReasonError}, actEndRecord{reason: ReasonError}, actEnded{reason: ReasonError}},
 		},
 		{
 			name:      "API mode requests: not active while ringing, answered when audible, the same mode at once",

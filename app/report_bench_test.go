@@ -34,6 +34,11 @@ var (
 // help requests (raise, escalate, accept, close, cancel, expire, lost races) and refusals, in
 // time order, about n entries; the same every time (fixed seed).
 func synthTrail(n int, start time.Time) []store.AuditEntry {
+	return synthTrailSpan(n, start, time.Duration(benchDays)*24*time.Hour)
+}
+
+// synthTrailSpan is synthTrail over span from start.
+func synthTrailSpan(n int, start time.Time, span time.Duration) []store.AuditEntry {
 	rng := rand.New(rand.NewPCG(9, 2026))
 	agents := make([]string, benchAgents)
 	for i := range agents {
@@ -45,7 +50,6 @@ func synthTrail(n int, start time.Time) []store.AuditEntry {
 	}
 	modes := []string{"spy", "whisper", "barge"}
 	reasons := []string{"not_allowed", "talker_busy", "no_active_call", "unknown_code"}
-	month := time.Duration(benchDays) * 24 * time.Hour
 	out := make([]store.AuditEntry, 0, n+n/50)
 	hash := func() string { return fmt.Sprintf("%064x", rng.Uint64()) } // realistic field sizes
 	add := func(e store.AuditEntry) {
@@ -53,7 +57,7 @@ func synthTrail(n int, start time.Time) []store.AuditEntry {
 		out = append(out, e)
 	}
 	for id := 0; len(out) < n; id++ {
-		t := start.Add(time.Duration(rng.Int64N(int64(month))))
+		t := start.Add(time.Duration(rng.Int64N(int64(span))))
 		agent, sup := agents[rng.IntN(len(agents))], sups[rng.IntN(len(sups))]
 		switch r := rng.IntN(100); {
 		case r < 70: // a session: join, 0-3 switches, end

@@ -145,17 +145,36 @@ func (s *rollSum) add(r *reportRollup) {
 
 // scanRollup computes the figures of window w from the trail, as a rollup (its mark unset).
 func (a *App) scanRollup(ctx context.Context, tenant string, w reportWindow) (*reportRollup, error) {
-	b := newReportBuilder(w)
-	err := a.store.ScanAudit(ctx, tenant, w.From, w.Until, func(entries []store.AuditEntry) error {
+	rs, err := a.scanRollups(ctx, tenant, []reportWindow{w})
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
+}
+
+// scanRollups is scanRollup for windows that differ only in grouping and scope, in one read of
+// the trail (that of ws[0]).
+func (a *App) scanRollups(ctx context.Context, tenant string, ws []reportWindow) ([]*reportRollup, error) {
+	bs := make([]*reportBuilder, len(ws))
+	for i, w := range ws {
+		bs[i] = newReportBuilder(w)
+	}
+	err := a.store.ScanAudit(ctx, tenant, ws[0].From, ws[0].Until, func(entries []store.AuditEntry) error {
 		for i := range entries {
-			b.Add(&entries[i])
+			for _, b := range bs {
+				b.Add(&entries[i])
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return b.rollup(), nil
+	out := make([]*reportRollup, len(bs))
+	for i, b := range bs {
+		out[i] = b.rollup()
+	}
+	return out, nil
 }
 
 // rollup finishes the aggregation into a rollup (its mark unset).

@@ -276,11 +276,14 @@ func (s *session) run(ctx context.Context, first event) {
 	defer s.stopTimers()
 	s.apply(ctx, first)
 	stop := ctx.Done()
+	var rest []message // messages of the last batch that came after the end
 	for s.m.state != store.StateEnded {
 		select {
 		case <-s.mbox.signal:
-			for _, msg := range s.mbox.take() {
+			batch := s.mbox.take()
+			for i, msg := range batch {
 				if s.m.state == store.StateEnded {
+					rest = batch[i:]
 					break
 				}
 				if e := s.classify(msg); e != nil {
@@ -301,16 +304,17 @@ func (s *session) run(ctx context.Context, first event) {
 			s.apply(ctx, evLeave{reason: ReasonShutdown})
 		}
 	}
-	// Requests that arrived after the end.
-	for _, msg := range s.mbox.take() {
+	// Requests that arrived after the end are answered; nothing else is left to do.
+	for _, msg := range append(rest, s.mbox.take()...) {
 		if msg.cmd != nil {
 			msg.cmd.reply <- apiError(ErrConflict, replyEnded, "the supervision has ended")
 		}
 	}
 }
 
-// classify turns a message into a machine event (nil: nothing for the machine). It is pure: it
-// reads only what the session knew before its loop started (its channel and dialing rules).
+// classify turns a message into a machine event (nil: nothing for the machine). It reads only
+// what the session knew before its loop started (its channel and dialing rules); an API request
+// is given a waiter number, kept with its reply channel until the machine answers it.
 func (s *session) classify(msg message) event {
 	switch {
 	case msg.ev != nil:

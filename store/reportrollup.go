@@ -105,3 +105,25 @@ func (s *Store) SetReportRollup(ctx context.Context, tenant, name string, data [
 	}
 	return nil
 }
+
+// ReportRollupsCached tells, in one round trip, which of the tenant's named rollups are cached
+// (whatever their marks: a stale one is computed again by the report that reads it).
+func (s *Store) ReportRollupsCached(ctx context.Context, tenant string, names []string) ([]bool, error) {
+	if err := checkTenant(tenant); err != nil {
+		return nil, fmt.Errorf("report rollups: %w", err)
+	}
+	cmds := make([]*redis.IntCmd, len(names))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range names {
+			cmds[i] = p.Exists(ctx, reportRollupKey(tenant, n))
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("report rollups of tenant %s: %w", tenant, err)
+	}
+	out := make([]bool, len(names))
+	for i, c := range cmds {
+		out[i] = c.Val() > 0
+	}
+	return out, nil
+}
