@@ -199,7 +199,7 @@ func TestMachine(t *testing.T) {
 			from:      active(spy),
 			events:    []event{evModeWanted{mode: dialplan.ModeUnknown, via: "api", waiter: 3}},
 			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
-			want:      []action{actReply{waiter: 3, code: replyInvalidMode}},
+			want: []action{actReply{waiter: 3, code: replyInvalidMode}},
 		},
 		{
 			name:      "back to spy gives the talker slot back once spy is audible",
