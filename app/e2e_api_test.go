@@ -153,7 +153,8 @@ func TestE2EAPIJoinAndModes(t *testing.T) {
 		if got.Mode != m.String() {
 			t.Errorf("after PATCH %s the session says %s", m, got.Mode)
 		}
-		r.ExpectMode(e2etest.ModeChange{From: prev, To: m, Asked: asked, Quiet: asked}, c, in)
+		// SetMode answers once the new mode is audible: the change is settled.
+		r.ExpectMode(e2etest.ModeChange{From: prev, To: m, Asked: asked, Quiet: asked, Settled: time.Now()}, c, in)
 		prev = m
 	}
 	// DTMF works in API-started sessions too.

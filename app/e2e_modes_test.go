@@ -119,7 +119,11 @@ func (r *rig) sixSwitches(ctx context.Context, c e2etest.Parties, sup *testphone
 		}
 		sent := sup.DTMFSent()
 		end := sent[len(sent)-1].End
-		heard := r.ExpectMode(e2etest.ModeChange{From: prev, To: m, Asked: sent[len(sent)-1].Start, Quiet: end}, c, sup)
+		e2etest.WaitFor(t, 2*time.Second, "mode recorded", func() bool {
+			got, err := r.Store.GetSession(ctx, sessionID)
+			return err == nil && got.Mode == m.String()
+		})
+		heard := r.ExpectMode(e2etest.ModeChange{From: prev, To: m, Asked: sent[len(sent)-1].Start, Quiet: end, Settled: time.Now()}, c, sup)
 		switches = append(switches, heard.Sub(end))
 		prev = m
 		// No gap in the call's own audio at the switch, for either party or the supervisor.
@@ -128,10 +132,6 @@ func (r *rig) sixSwitches(ctx context.Context, c e2etest.Parties, sup *testphone
 		r.NoGap("agent hears customer at the switch to "+m.String(), c.Agent, c.Customer, hzCustomer, from, to)
 		r.NoGap("supervisor hears customer at the switch to "+m.String(), sup, c.Customer, hzCustomer, from, to)
 		r.NoGap("supervisor hears agent at the switch to "+m.String(), sup, c.Agent, hzAgent, from, to)
-		e2etest.WaitFor(t, 2*time.Second, "mode recorded", func() bool {
-			got, err := r.Store.GetSession(ctx, sessionID)
-			return err == nil && got.Mode == m.String()
-		})
 	}
 	return switches
 }

@@ -108,6 +108,11 @@ type ModeChange struct {
 	// RFC 4733 replaces the audio while a digit is sent); a tone that stops is timed by the last
 	// frame still carrying it after Quiet. For an API request, Asked.
 	Quiet time.Time
+	// Settled, when set, is when the app had made the change (the new mode recorded). A party
+	// who stops hearing the supervisor is checked for silence from then on: before it, the
+	// supervisor's own pauses (a digit replaces the audio while it is sent; a stalled sender)
+	// are silences that prove nothing about the switch.
+	Settled time.Time
 }
 
 // ExpectMode checks by ear that ch.To is in force: the supervisor (sup) hears both parties; the
@@ -123,8 +128,14 @@ func (r *Rig) ExpectMode(ch ModeChange, c Parties, sup *testphone.Call) time.Tim
 	m := ch.To.String()
 	agentHears, customerHears := hears(ch.To)
 	agentHeard, customerHeard := hears(ch.From)
-	ta := r.HearsAfter(c.Agent, ch.Asked, testphone.ToneSupervisor, agentHears, "agent ("+m+")")
-	tc := r.HearsAfter(c.Customer, ch.Asked, testphone.ToneSupervisor, customerHears, "customer ("+m+")")
+	since := func(hears bool) time.Time {
+		if !hears && ch.Settled.After(ch.Asked) {
+			return ch.Settled
+		}
+		return ch.Asked
+	}
+	ta := r.HearsAfter(c.Agent, since(agentHears), testphone.ToneSupervisor, agentHears, "agent ("+m+")")
+	tc := r.HearsAfter(c.Customer, since(customerHears), testphone.ToneSupervisor, customerHears, "customer ("+m+")")
 	var heard time.Time
 	switch {
 	case customerHears != customerHeard && customerHears:
