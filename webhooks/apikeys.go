@@ -93,6 +93,10 @@ func (s *Server) createAPIKey(c *echo.Context) error {
 	}
 	ctx, cancel := s.detached(c.Request().Context())
 	defer cancel()
+	if err := s.cfg.Service.AuditAdmin(ctx, p, app.AuditAPIKeyCreate, rec.Name,
+		map[string]string{"role": rec.Role, "extension": rec.Extension}); err != nil {
+		return err
+	}
 	if err := s.cfg.Store.CreateAPIKey(ctx, rec); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return newError(http.StatusConflict, codeNameTaken, "a key named %q exists", b.Name)
@@ -168,6 +172,9 @@ func (s *Server) deleteAPIKey(c *echo.Context) error {
 	}
 	ctx, cancel := s.detached(c.Request().Context())
 	defer cancel()
+	if err := s.cfg.Service.AuditAdmin(ctx, p, app.AuditAPIKeyRevoke, name, nil); err != nil {
+		return err
+	}
 	if _, err := s.cfg.Store.RevokeAPIKey(ctx, p.Tenant, name); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return newError(http.StatusNotFound, codeNotFound, "no api key named %q", name)

@@ -109,6 +109,10 @@ type fakeService struct {
 	sessions map[string]store.Session
 	seq      int
 
+	// admin records AuditAdmin calls; adminErr, when set, makes them fail.
+	admin    []string
+	adminErr error
+
 	// Hooks, when set, replace the default behaviour.
 	onCalls func() ([]app.Call, error)
 	onJoin  func(ctx context.Context, p app.Principal, req app.JoinRequest) (store.Session, error)
@@ -135,6 +139,16 @@ func (f *fakeService) reset() {
 		s.ModeSince = t0.Add(-time.Minute)
 		f.sessions[s.ID] = s
 	}
+}
+
+func (f *fakeService) AuditAdmin(_ context.Context, p app.Principal, action, target string, _ map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.adminErr != nil {
+		return f.adminErr
+	}
+	f.admin = append(f.admin, p.Tenant+" "+p.KeyName+" "+action+" "+target)
+	return nil
 }
 
 func (f *fakeService) record(name string) {

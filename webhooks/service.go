@@ -16,6 +16,8 @@ import (
 // The edge authenticates and passes the Principal; every rule about what that principal may do
 // (its role, its own extension and sessions, its tenant, who may supervise whom) is the app's.
 type Service interface {
+	// AuditAdmin records an administrative action before it takes effect (an error: do not act).
+	AuditAdmin(ctx context.Context, p app.Principal, action, target string, extra map[string]string) error
 	// Calls lists the tenant's calls in progress.
 	Calls(ctx context.Context, p app.Principal) ([]app.Call, error)
 	// Join originates the supervisor's phone; the session is returned in state "ringing".
