@@ -41,7 +41,7 @@ func (s *session) doJoin(ctx, cctx context.Context, act action) (event, bool) {
 		if err != nil {
 			return evRefused{r: asRefusal(err)}, true
 		}
-		ag, ok := a.dir.Extension(s.tenant.ID, h.Agent)
+		ag, ok := a.dir.Current().Extension(s.tenant.ID, h.Agent)
 		if !ok {
 			return evRefused{r: &refusal{RefuseUnknownExtension, fmt.Errorf("agent %q of help request %s", h.Agent, h.ID)}}, true
 		}

@@ -170,7 +170,7 @@ type App struct {
 	log   zerolog.Logger
 	ari   ARI
 	store Store
-	dir   *config.Directory
+	dir   config.Source
 	met   *metrics
 
 	mu       sync.Mutex // guards routes, sessions, closing and runCtx
@@ -199,7 +199,7 @@ type App struct {
 }
 
 // New builds the app. It makes no calls until Run.
-func New(cfg Config, client ARI, st Store, dir *config.Directory) *App {
+func New(cfg Config, client ARI, st Store, dir config.Source) *App {
 	cfg.defaults()
 	a := &App{
 		cfg:      cfg,

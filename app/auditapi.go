@@ -142,7 +142,7 @@ func (a *App) completeAudit(e *store.AuditEntry) {
 	}
 	if x["dialed"] != "" {
 		fill(&e.Trigger, "feature_code")
-		if t, ok := a.dir.Tenant(e.Tenant); ok && e.Target == "" {
+		if t, ok := a.dir.Current().Tenant(e.Tenant); ok && e.Target == "" {
 			if mode, target, err := t.DialingRules.Parse(x["dialed"]); err == nil {
 				e.Target = target
 				fill(&e.Mode, mode.String())

@@ -85,7 +85,7 @@ func (p Principal) AuthorizeSession(rec store.Session) error {
 // extension under the hunt-group rules; an admin key may name any extension of its tenant as the
 // supervisor (it acts for the whole tenant, as a customer-level manager does on a hosted PBX).
 func (a *App) authorizeJoin(p Principal, supervisor, agent string) (*config.Tenant, *config.Extension, *config.Extension, error) {
-	tenant, ok := a.dir.Tenant(p.Tenant)
+	tenant, ok := a.dir.Current().Tenant(p.Tenant)
 	if !ok {
 		return nil, nil, nil, apiError(ErrForbidden, "unknown_tenant", "unknown tenant")
 	}
@@ -95,24 +95,24 @@ func (a *App) authorizeJoin(p Principal, supervisor, agent string) (*config.Tena
 	}
 	switch p.Role {
 	case config.RoleSupervisor:
-		if err := a.dir.CanSupervise(tenant.ID, supervisor, agent); err != nil {
+		if err := a.dir.Current().CanSupervise(tenant.ID, supervisor, agent); err != nil {
 			return nil, nil, nil, apiError(refusalKind(err), refusalCode(err), err.Error())
 		}
 	case config.RoleAdmin:
 		if supervisor == agent {
 			return nil, nil, nil, apiError(ErrForbidden, RefuseSelf, "supervisor and agent are the same extension")
 		}
-		if _, ok := a.dir.Extension(tenant.ID, supervisor); !ok {
+		if _, ok := a.dir.Current().Extension(tenant.ID, supervisor); !ok {
 			return nil, nil, nil, apiError(ErrInvalid, RefuseUnknownExtension, fmt.Sprintf("supervisor: no extension %q", supervisor))
 		}
-		if err := a.dir.CanSuperviseAsAdmin(tenant.ID, agent); err != nil {
+		if err := a.dir.Current().CanSuperviseAsAdmin(tenant.ID, agent); err != nil {
 			return nil, nil, nil, apiError(refusalKind(err), refusalCode(err), err.Error())
 		}
 	default: // SupervisorFor refused every other role
 		return nil, nil, nil, apiError(ErrForbidden, "forbidden", "an API key with role "+p.Role.String()+" may not supervise")
 	}
-	sup, _ := a.dir.Extension(tenant.ID, supervisor)
-	ag, _ := a.dir.Extension(tenant.ID, agent)
+	sup, _ := a.dir.Current().Extension(tenant.ID, supervisor)
+	ag, _ := a.dir.Current().Extension(tenant.ID, agent)
 	return tenant, sup, ag, nil
 }
 

@@ -111,7 +111,7 @@ func (a *App) rebuildCalls(ctx context.Context) {
 			if !ok || ch.State != "Up" {
 				continue
 			}
-			tenant, ext, ok := a.dir.TenantByEndpoint(endpointOf(ch.Name))
+			tenant, ext, ok := a.dir.Current().TenantByEndpoint(endpointOf(ch.Name))
 			if !ok {
 				continue
 			}

@@ -111,7 +111,7 @@ func (a *App) mayHelp(p Principal, agent string) bool {
 	case config.RoleAdmin:
 		return true
 	case config.RoleSupervisor:
-		return a.dir.CanSupervise(p.Tenant, p.Extension, agent) == nil
+		return a.dir.Current().CanSupervise(p.Tenant, p.Extension, agent) == nil
 	default:
 		return p.Extension == agent
 	}
@@ -166,7 +166,7 @@ func (a *App) Raise(ctx context.Context, p Principal, req RaiseRequest) (store.H
 	if h.Via == "" {
 		h.Via = "api"
 	}
-	ext, ok := a.dir.Extension(p.Tenant, agent)
+	ext, ok := a.dir.Current().Extension(p.Tenant, agent)
 	if !ok {
 		return store.HelpRequest{}, a.helpRefused(ctx, p, auditHelpRaise, h,
 			apiError(ErrNotFound, RefuseUnknownExtension, fmt.Sprintf("agent: no extension %q", agent)))
@@ -413,7 +413,7 @@ func (a *App) acceptOldestHelp(ctx context.Context, tenant *config.Tenant, sup *
 	}
 	p := Principal{Tenant: tenant.ID, Role: config.RoleSupervisor, Extension: sup.Number}
 	for _, h := range active {
-		if h.State != store.HelpOpen || a.dir.CanSupervise(tenant.ID, sup.Number, h.Agent) != nil {
+		if h.State != store.HelpOpen || a.dir.Current().CanSupervise(tenant.ID, sup.Number, h.Agent) != nil {
 			continue
 		}
 		if err := a.helpAudit(ctx, p, auditHelpAccept, "allowed", "", h, map[string]string{"via": "phone", "mode": dialplan.Whisper.String()}); err != nil {

@@ -51,7 +51,7 @@ func (a *App) onHelpKey(ctx context.Context, e *ari.ChannelUserevent) {
 		Tenant string `json:"tenant"`
 	}
 	_ = json.Unmarshal(e.UserEvent, &body) // a missing or odd body fails the tenant check below
-	tenant, ext, ok := a.dir.TenantByEndpoint(endpointOf(name))
+	tenant, ext, ok := a.dir.Current().TenantByEndpoint(endpointOf(name))
 	if !ok || tenant.ID != body.Tenant {
 		// Not one of our phones, or the dialplan gave the key of another tenant to this phone: a
 		// request would be raised in the wrong tenant's name.

@@ -71,7 +71,7 @@ func (a *App) sweepHelp(ctx context.Context) {
 	if !ok {
 		return // another instance sweeps
 	}
-	for _, t := range a.dir.Tenants() {
+	for _, t := range a.dir.Current().Tenants() {
 		if ctx.Err() != nil {
 			return
 		}

@@ -75,7 +75,7 @@ func (a *App) warmReports(ctx context.Context) int {
 	}
 	now := a.cfg.Clock()
 	budget := reportWarmPerTick
-	for _, t := range a.dir.Tenants() {
+	for _, t := range a.dir.Current().Tenants() {
 		if budget == 0 || ctx.Err() != nil {
 			break
 		}

@@ -73,7 +73,7 @@ func TestFastReportWarm(t *testing.T) {
 	}
 	cs := &countingStore{Store: r.store}
 	w := New(Config{Instance: "warm", Clock: clk.Now, ReportWarm: time.Hour, CallTimeout: 2 * time.Second}, r.ari, cs, r.app.dir)
-	first := r.app.dir.Tenants()[0].ID
+	first := r.app.dir.Current().Tenants()[0].ID
 	if n := w.warmReports(ctx); n != reportWarmPerTick || cs.scans.Load() != reportWarmPerTick {
 		t.Fatalf("first tick read %d days (%d scans), want %d", n, cs.scans.Load(), reportWarmPerTick)
 	}
@@ -97,11 +97,11 @@ func TestFastReportWarm(t *testing.T) {
 		ticks++
 		days += n
 	}
-	tenants := len(r.app.dir.Tenants())
+	tenants := len(r.app.dir.Current().Tenants())
 	if want := reportWarmDays * tenants; days != want || cs.scans.Load() != int64(want) {
 		t.Errorf("warming read %d days (%d scans) in %d ticks, want %d", days, cs.scans.Load(), ticks, want)
 	}
-	for _, tn := range r.app.dir.Tenants() {
+	for _, tn := range r.app.dir.Current().Tenants() {
 		if got, want := warmedDays(t, r.store, tn.ID, last, 0, 1-reportWarmDays, -reportWarmDays),
 			[]bool{true, true, false}; !slices.Equal(got, want) {
 			t.Errorf("tenant %s, days last, last-30, last-31 warm: %v, want %v", tn.ID, got, want)

@@ -186,7 +186,7 @@ func (a *App) startFeature(ctx context.Context, e *ari.StasisStart) {
 // and returns the session's first event: the start of the join, or the refusal.
 func (s *session) authorizeFeature(endpoint, tenantArg string) event {
 	a := s.app
-	tenant, sup, ok := a.dir.TenantByEndpoint(endpoint)
+	tenant, sup, ok := a.dir.Current().TenantByEndpoint(endpoint)
 	if !ok {
 		return evRefused{r: &refusal{RefuseUnknownCaller, fmt.Errorf("endpoint %q is in no tenant", endpoint)}}
 	}
@@ -210,10 +210,10 @@ func (s *session) authorizeFeature(endpoint, tenantArg string) event {
 		}
 		return evRefused{r: &refusal{RefuseUnknownCode, err}}
 	}
-	if err := a.dir.CanSupervise(tenant.ID, sup.Number, target); err != nil {
+	if err := a.dir.Current().CanSupervise(tenant.ID, sup.Number, target); err != nil {
 		return evRefused{r: &refusal{refusalCode(err), err}}
 	}
-	s.agent, _ = a.dir.Extension(tenant.ID, target)
+	s.agent, _ = a.dir.Current().Extension(tenant.ID, target)
 	s.log = s.log.With().Str("agent", s.agent.Number).Str("join_mode", mode.String()).Logger()
 	return evStart{mode: mode}
 }

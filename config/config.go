@@ -269,6 +269,11 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.ARI.App, DefaultARIApp)
 	setDefault(&c.Redis.URL, DefaultRedisURL)
 	setDefault(&c.HTTP.Listen, DefaultHTTPListen)
+	c.applyTenantDefaults()
+}
+
+// applyTenantDefaults is ApplyDefaults for the tenants alone.
+func (c *Config) applyTenantDefaults() {
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
 		if t.Announce == "" {
@@ -295,6 +300,28 @@ func (c *Config) ApplyDefaults() {
 // changes nothing, so an unset variable interpolated by compose cannot blank
 // a setting.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
+	c.applyTenantEnv(lookup)
+	for _, o := range []struct {
+		env string
+		dst *string
+	}{
+		{EnvARIURL, &c.ARI.URL},
+		{EnvARIUser, &c.ARI.User},
+		{EnvARIPassword, &c.ARI.Password},
+		{EnvARIApp, &c.ARI.App},
+		{EnvRedisURL, &c.Redis.URL},
+		{EnvAuditKey, &c.Redis.AuditKey},
+		{EnvHTTPListen, &c.HTTP.Listen},
+		{EnvHTTPPublished, &c.HTTP.Published},
+	} {
+		if v, ok := lookup(o.env); ok && v != "" {
+			*o.dst = v
+		}
+	}
+}
+
+// applyTenantEnv is ApplyEnv for the tenants' secrets alone.
+func (c *Config) applyTenantEnv(lookup func(string) (string, bool)) {
 	for i := range c.Tenants {
 		for j := range c.Tenants[i].APIKeys {
 			k := &c.Tenants[i].APIKeys[j]
@@ -313,23 +340,6 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 			if v, ok := lookup(w.SecretEnv); ok && v != "" {
 				w.Secret = v
 			}
-		}
-	}
-	for _, o := range []struct {
-		env string
-		dst *string
-	}{
-		{EnvARIURL, &c.ARI.URL},
-		{EnvARIUser, &c.ARI.User},
-		{EnvARIPassword, &c.ARI.Password},
-		{EnvARIApp, &c.ARI.App},
-		{EnvRedisURL, &c.Redis.URL},
-		{EnvAuditKey, &c.Redis.AuditKey},
-		{EnvHTTPListen, &c.HTTP.Listen},
-		{EnvHTTPPublished, &c.HTTP.Published},
-	} {
-		if v, ok := lookup(o.env); ok && v != "" {
-			*o.dst = v
 		}
 	}
 }

@@ -131,6 +131,16 @@ const (
 	//   helpLiveSuffix → sorted set: the active request ids, scored by creation time in ms
 	//     (the oldest open request, calls that ended). Ids whose record expired are pruned on
 	//     read.
+	// keyDirectory → hash (fields doc, rev, file, at, by): the tenant directory in force, as
+	// the app's document, with its revision, the hash of the configuration file last imported,
+	// and when and by whom it last changed (directory.go). No TTL: it is configuration.
+	// Changes are serialised by the claim "directory" (keyClaim) and announced on
+	// chanDirectory.
+	keyDirectory = Prefix + "directory"
+
+	// chanDirectory is the Pub/Sub channel announcing each new directory revision.
+	chanDirectory = Prefix + "directory:changed"
+
 	keyHelp        = Prefix + "help:"
 	helpReqSuffix  = ":req:"
 	helpCallSuffix = ":call:"

@@ -77,7 +77,7 @@ func (s *Server) createAPIKey(c *echo.Context) error {
 		return fieldError("extension", "required for an %s key", role)
 	}
 	if role != config.RoleAdmin {
-		if _, ok := s.cfg.Directory.Extension(p.Tenant, b.Extension); !ok {
+		if _, ok := s.cfg.Directory.Current().Extension(p.Tenant, b.Extension); !ok {
 			return fieldError("extension", "%q is not an extension of tenant %s", b.Extension, p.Tenant)
 		}
 	}
@@ -125,7 +125,7 @@ func apiKeyView(k store.APIKey) apiKeyJSON {
 
 // bootstrapKey returns the configuration's key of tenant named name, or nil.
 func (s *Server) bootstrapKey(tenant, name string) *config.APIKey {
-	t, ok := s.cfg.Directory.Tenant(tenant)
+	t, ok := s.cfg.Directory.Current().Tenant(tenant)
 	if !ok {
 		return nil
 	}
@@ -146,7 +146,7 @@ func (s *Server) listAPIKeys(c *echo.Context) error {
 	}
 	out := []apiKeyJSON{}
 	signs := s.tenantSigns(p.Tenant)
-	if t, ok := s.cfg.Directory.Tenant(p.Tenant); ok {
+	if t, ok := s.cfg.Directory.Current().Tenant(p.Tenant); ok {
 		for _, k := range t.APIKeys {
 			out = append(out, apiKeyJSON{Name: k.Name, Role: string(k.Role), Extension: k.Extension,
 				Source: sourceConfig, RequireSignatures: signs})

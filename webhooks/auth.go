@@ -141,7 +141,7 @@ func fromLoopback(r *http.Request) bool {
 func (s *Server) lookupKey(ctx context.Context, key string) (app.Principal, authInfo, error) {
 	sum := config.SHA256Hex(key)
 	// Directory.Authenticate looks the key's SHA-256 up in a map: no comparison of secrets.
-	if t, k, ok := s.cfg.Directory.Authenticate(key); ok {
+	if t, k, ok := s.cfg.Directory.Current().Authenticate(key); ok {
 		return app.Principal{Tenant: t.ID, Role: k.Role, Extension: k.Extension, KeyName: k.Name},
 			authInfo{sha: sum, signingSecret: k.SigningSecret}, nil
 	}
@@ -158,11 +158,11 @@ func (s *Server) lookupKey(ctx context.Context, key string) (app.Principal, auth
 		return app.Principal{}, authInfo{}, errBadKey
 	}
 	role := config.Role(rec.Role)
-	if _, ok := s.cfg.Directory.Tenant(rec.Tenant); !ok || !role.Valid() {
+	if _, ok := s.cfg.Directory.Current().Tenant(rec.Tenant); !ok || !role.Valid() {
 		return app.Principal{}, authInfo{}, errBadKey
 	}
 	if role != config.RoleAdmin {
-		if _, ok := s.cfg.Directory.Extension(rec.Tenant, rec.Extension); !ok {
+		if _, ok := s.cfg.Directory.Current().Extension(rec.Tenant, rec.Extension); !ok {
 			return app.Principal{}, authInfo{}, newError(http.StatusUnauthorized, codeUnauthorized,
 				"the key's extension is no longer configured")
 		}
@@ -187,6 +187,6 @@ func (s *Server) allow(perm app.Permission) echo.MiddlewareFunc {
 // tenantSigns reports whether the tenant requires every /v1 request to be signed (its
 // request_signatures setting).
 func (s *Server) tenantSigns(tenant string) bool {
-	t, ok := s.cfg.Directory.Tenant(tenant)
+	t, ok := s.cfg.Directory.Current().Tenant(tenant)
 	return ok && t.RequestSignatures == config.SignaturesRequired
 }

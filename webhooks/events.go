@@ -183,7 +183,7 @@ func (s *Server) events(c *echo.Context) error {
 		buf.Reset()
 		for _, ev := range evs {
 			// Each principal gets only the events it may act on (app's rule).
-			if p.SeesEvent(s.cfg.Directory, ev.Type, ev.Data) {
+			if p.SeesEvent(s.cfg.Directory.Current(), ev.Type, ev.Data) {
 				writeEvent(&buf, ev)
 			}
 			last = ev.ID

@@ -81,7 +81,7 @@ type Config struct {
 	Service Service
 	// Directory authenticates the configuration's bootstrap API keys and knows the tenants'
 	// extensions and which tenants require signed requests.
-	Directory *config.Directory
+	Directory config.Source
 	// Store holds API keys created through the API, idempotency records, event streams and
 	// webhook delivery records (*store.Store).
 	Store Store

@@ -1,0 +1,204 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/earpiece/earpiece/config"
+	"github.com/earpiece/earpiece/store"
+)
+
+// The directory at run time. It lives in Redis (store.UpdateDirectory), so that administrators
+// change it through the API with no restart, and every instance holds the revision in force in
+// a *config.Live that each decision reads once (authorization, lookups, the HTTP edge).
+//
+// Precedence between the configuration file and the API: the newest intent wins. The file is
+// imported when Redis holds no directory yet, and again whenever its tenants differ from the
+// ones last imported (at start, on SIGHUP, or with `earpiece config import`); in between, the
+// API's changes stand, across restarts too. An unchanged file never undoes an API change.
+
+// DirectoryStore is what DirectorySync needs of the store (*store.Store).
+type DirectoryStore interface {
+	Directory(ctx context.Context) (store.DirectoryDoc, error)
+	DirectoryRev(ctx context.Context) (int64, error)
+	UpdateDirectory(ctx context.Context, change func(cur store.DirectoryDoc) (store.DirectoryChange, error)) (store.DirectoryDoc, error)
+	SubscribeDirectory(ctx context.Context) <-chan int64
+}
+
+// DirectorySync keeps a *config.Live in step with the directory in Redis.
+type DirectorySync struct {
+	st   DirectoryStore
+	base *config.Config // the services part (ARI, Redis, HTTP) that tenants are validated with
+	env  func(string) (string, bool)
+	live *config.Live
+	log  zerolog.Logger
+	// Poll is how often the revision is checked besides the change announcements (500 ms).
+	Poll time.Duration
+	// OnChange, if set, is called on Run's goroutine with each directory put in force after
+	// the first (the dialplan writer re-renders from it).
+	OnChange func(ctx context.Context, d *config.Directory, rev int64)
+}
+
+// NewDirectorySync returns a sync for base's services; lookup resolves the secrets named by
+// environment variable (os.LookupEnv). Nothing is in force until Bootstrap or Load.
+func NewDirectorySync(st DirectoryStore, base *config.Config, lookup func(string) (string, bool), log zerolog.Logger) *DirectorySync {
+	return &DirectorySync{st: st, base: base, env: lookup, live: &config.Live{}, log: log, Poll: 500 * time.Millisecond}
+}
+
+// Live is the directory in force.
+func (s *DirectorySync) Live() *config.Live { return s.live }
+
+// Build validates tenants against the services configuration and indexes them.
+func (s *DirectorySync) Build(tenants []config.Tenant) (*config.Directory, error) {
+	cfg, err := s.base.WithTenants(tenants, s.env)
+	if err != nil {
+		return nil, err
+	}
+	return config.NewDirectory(cfg)
+}
+
+// Import puts tenants (a configuration file's) in Redis unless they are the ones last
+// imported and Redis already has a directory (force imports them anyway); then loads what is
+// in force. It reports whether it wrote.
+func (s *DirectorySync) Import(ctx context.Context, tenants []config.Tenant, by string, force bool) (bool, error) {
+	if _, err := s.Build(tenants); err != nil {
+		return false, err
+	}
+	doc, err := config.EncodeDirectory(tenants)
+	if err != nil {
+		return false, err
+	}
+	hash, err := config.DirectoryHash(tenants)
+	if err != nil {
+		return false, err
+	}
+	wrote := false
+	_, err = s.st.UpdateDirectory(ctx, func(cur store.DirectoryDoc) (store.DirectoryChange, error) {
+		if cur.Rev > 0 && (cur.FileHash == hash && !force || string(cur.Doc) == string(doc)) {
+			return store.DirectoryChange{Skip: true}, nil
+		}
+		wrote = true
+		return store.DirectoryChange{Doc: doc, FileHash: hash, By: by}, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("importing the directory: %w", err)
+	}
+	return wrote, s.Load(ctx)
+}
+
+// Load reads the directory from Redis and puts it in force.
+func (s *DirectorySync) Load(ctx context.Context) error {
+	_, err := s.load(ctx)
+	return err
+}
+
+func (s *DirectorySync) load(ctx context.Context) (*config.Directory, error) {
+	doc, err := s.st.Directory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if doc.Rev == s.live.Rev() && s.live.Current() != nil {
+		return nil, nil
+	}
+	tenants, err := config.DecodeDirectory(doc.Doc)
+	if err != nil {
+		return nil, fmt.Errorf("directory revision %d: %w", doc.Rev, err)
+	}
+	d, err := s.Build(tenants)
+	if err != nil {
+		// Written by a validating writer, so this instance's environment differs (a secret
+		// variable it lacks): keep the directory in force rather than none.
+		return nil, fmt.Errorf("directory revision %d does not validate here: %w", doc.Rev, err)
+	}
+	if doc.Rev < s.live.Rev() {
+		// Redis lost the directory and was bootstrapped again: its count restarted.
+		s.live.Set(d, doc.Rev)
+		return d, nil
+	}
+	if !s.live.Advance(d, doc.Rev) {
+		return nil, nil
+	}
+	return d, nil
+}
+
+// Run keeps the directory in force up to date until ctx ends: at each announced change, and at
+// each Poll in case an announcement was missed.
+func (s *DirectorySync) Run(ctx context.Context) {
+	changes := s.st.SubscribeDirectory(ctx)
+	t := time.NewTicker(s.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			for range changes { // the subscription closes after ctx
+			}
+			return
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+			}
+		case <-t.C:
+			rev, err := s.st.DirectoryRev(ctx)
+			if err != nil || rev == s.live.Rev() {
+				continue
+			}
+		}
+		d, err := s.load(ctx)
+		switch {
+		case err != nil && !errors.Is(err, context.Canceled):
+			s.log.Warn().Err(err).Int64("rev", s.live.Rev()).Msg("directory not reloaded")
+		case d != nil:
+			s.log.Info().Int64("rev", s.live.Rev()).Msg("directory changed")
+			if s.OnChange != nil {
+				s.OnChange(ctx, d, s.live.Rev())
+			}
+		}
+	}
+}
+
+// Update changes the tenants in Redis: change gets a copy of the tenants in force at the
+// revision it replaces and returns the next ones, which must validate as a whole; it may
+// return an error to write nothing (its error is returned as it is). by names who changed
+// it. The new directory is put in force on this instance before Update returns, and on the
+// others within Poll.
+func (s *DirectorySync) Update(ctx context.Context, by string, change func(cur []config.Tenant) ([]config.Tenant, error)) (int64, error) {
+	var built *config.Directory
+	doc, err := s.st.UpdateDirectory(ctx, func(cur store.DirectoryDoc) (store.DirectoryChange, error) {
+		var tenants []config.Tenant
+		if cur.Rev > 0 {
+			var err error
+			if tenants, err = config.DecodeDirectory(cur.Doc); err != nil {
+				return store.DirectoryChange{}, err
+			}
+		}
+		next, err := change(tenants)
+		if err != nil {
+			return store.DirectoryChange{}, err
+		}
+		if built, err = s.Build(next); err != nil {
+			return store.DirectoryChange{}, fmt.Errorf("%w: %w", ErrInvalidDirectory, err)
+		}
+		b, err := config.EncodeDirectory(next)
+		if err != nil {
+			return store.DirectoryChange{}, err
+		}
+		return store.DirectoryChange{Doc: b, By: by}, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if built != nil && s.live.Advance(built, doc.Rev) {
+		if s.OnChange != nil {
+			s.OnChange(ctx, built, doc.Rev)
+		}
+	}
+	return doc.Rev, nil
+}
+
+// ErrInvalidDirectory: a change would leave a directory that does not validate; the error
+// wraps the validation's errors, each naming its field.
+var ErrInvalidDirectory = errors.New("invalid directory")
