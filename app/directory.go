@@ -1,9 +1,13 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -38,8 +42,12 @@ type DirectorySync struct {
 	log  zerolog.Logger
 	// Poll is how often the revision is checked besides the change announcements (500 ms).
 	Poll time.Duration
-	// OnChange, if set, is called on Run's goroutine with each directory put in force after
-	// the first (the dialplan writer re-renders from it).
+	// Audit, if set, records each tenant an import changes, before the import is written; an
+	// import whose record fails is not written (App.AuditDirectory).
+	Audit func(ctx context.Context, e store.AuditEntry) error
+	// OnChange, if set, is called with each directory put in force (the dialplan writer
+	// re-renders from it, the webhook hub takes its endpoints), from Run's goroutine or from
+	// the caller of Update, Import or Load: concurrently, so it must serialise itself.
 	OnChange func(ctx context.Context, d *config.Directory, rev int64)
 }
 
@@ -81,6 +89,9 @@ func (s *DirectorySync) Import(ctx context.Context, tenants []config.Tenant, by 
 		if cur.Rev > 0 && (cur.FileHash == hash && !force || string(cur.Doc) == string(doc)) {
 			return store.DirectoryChange{Skip: true}, nil
 		}
+		if err := s.auditImport(ctx, cur, tenants, by); err != nil {
+			return store.DirectoryChange{}, err
+		}
 		wrote = true
 		return store.DirectoryChange{Doc: doc, FileHash: hash, By: by}, nil
 	})
@@ -90,9 +101,13 @@ func (s *DirectorySync) Import(ctx context.Context, tenants []config.Tenant, by 
 	return wrote, s.Load(ctx)
 }
 
-// Load reads the directory from Redis and puts it in force.
+// Load reads the directory from Redis and puts it in force (OnChange is called when it was not
+// in force yet).
 func (s *DirectorySync) Load(ctx context.Context) error {
-	_, err := s.load(ctx)
+	d, err := s.load(ctx)
+	if d != nil && s.OnChange != nil {
+		s.OnChange(ctx, d, s.live.Rev())
+	}
 	return err
 }
 
@@ -202,3 +217,56 @@ func (s *DirectorySync) Update(ctx context.Context, by string, change func(cur [
 // ErrInvalidDirectory: a change would leave a directory that does not validate; the error
 // wraps the validation's errors, each naming its field.
 var ErrInvalidDirectory = errors.New("invalid directory")
+
+// auditImport records, per tenant, what an import of tenants over cur creates, updates or
+// removes.
+func (s *DirectorySync) auditImport(ctx context.Context, cur store.DirectoryDoc, tenants []config.Tenant, by string) error {
+	if s.Audit == nil {
+		return nil
+	}
+	before := map[string][]byte{}
+	if cur.Rev > 0 {
+		old, err := config.DecodeDirectory(cur.Doc)
+		if err != nil {
+			return err
+		}
+		for _, t := range old {
+			before[t.ID], _ = config.EncodeDirectory([]config.Tenant{t})
+		}
+	}
+	rev := strconv.FormatInt(cur.Rev+1, 10)
+	record := func(tenant, change string) error {
+		return s.Audit(ctx, store.AuditEntry{Tenant: tenant, Actor: by, Action: AuditDirectoryImport,
+			Outcome: "ok", Trigger: "system", Extra: map[string]string{"change": change, "revision": rev}})
+	}
+	for _, t := range tenants {
+		after, _ := config.EncodeDirectory([]config.Tenant{t})
+		old, existed := before[t.ID]
+		delete(before, t.ID)
+		var err error
+		switch {
+		case !existed:
+			err = record(t.ID, "created")
+		case !bytes.Equal(old, after):
+			err = record(t.ID, "updated")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(before)) {
+		if err := record(id, "removed"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AuditDirectoryImport is the audit action of a tenant changed by importing a configuration
+// file (at start, on SIGHUP, or with `earpiece config import`).
+const AuditDirectoryImport = "directory_import"
+
+// AuditDirectory records e (a directory change) in the audit trail; DirectorySync.Audit.
+func (a *App) AuditDirectory(ctx context.Context, e store.AuditEntry) error {
+	return a.audit(ctx, e)
+}

@@ -54,10 +54,24 @@ const (
 
 // Config is the whole configuration file.
 type Config struct {
-	ARI     ARI      `yaml:"ari"`
-	Redis   Redis    `yaml:"redis"`
-	HTTP    HTTP     `yaml:"http"`
-	Tenants []Tenant `yaml:"tenants"`
+	ARI   ARI   `yaml:"ari"`
+	Redis Redis `yaml:"redis"`
+	HTTP  HTTP  `yaml:"http"`
+	// OperatorKeys are the platform operator's API keys: they administer the tenants (create,
+	// delete, switch supervision on and off) and act in none. They belong to the services part
+	// of the configuration, not to the directory: they are never written to Redis (the
+	// directory document carries tenants only), so no API call can add, change or reveal one,
+	// and changing them takes a restart with the edited file.
+	OperatorKeys []OperatorKey `yaml:"operator_keys"`
+	Tenants      []Tenant      `yaml:"tenants"`
+}
+
+// OperatorKey is a platform operator's API key (role operator, no tenant). As for tenant keys,
+// only its SHA-256 is stored (printf %s "$KEY" | sha256sum), and no key may be both an
+// operator's and a tenant's.
+type OperatorKey struct {
+	Name   string `yaml:"name"`
+	SHA256 string `yaml:"sha256"`
 }
 
 // ARI is how earpiece reaches Asterisk's REST interface (ari.conf, http.conf).

@@ -24,6 +24,10 @@ const (
 	// it follows the same hunt-group rule as a supervisor; as an API key it
 	// may name any extension of its tenant as the supervisor of a join.
 	RoleAdmin Role = "admin"
+	// RoleOperator is the platform operator's (operator_keys): it administers the tenants
+	// themselves and acts in none of them. It is not a tenant role: Valid is false for it, so
+	// no tenant key or extension can have it, and no tenant permission grants it anything.
+	RoleOperator Role = "operator"
 )
 
 // ParseRole returns the Role named s, in any letter case.
@@ -38,7 +42,8 @@ func ParseRole(s string) (Role, error) {
 // String returns the role's name.
 func (r Role) String() string { return string(r) }
 
-// Valid reports whether r is agent, supervisor or admin.
+// Valid reports whether r is agent, supervisor or admin: a role of a tenant's key or
+// extension (RoleOperator is not).
 func (r Role) Valid() bool {
 	switch r {
 	case RoleAgent, RoleSupervisor, RoleAdmin:

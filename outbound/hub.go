@@ -96,9 +96,16 @@ type Config struct {
 type Hub struct {
 	cfg     Config
 	log     zerolog.Logger
-	clients []*http.Client // every endpoint's, for CloseIdleConnections
 	notes   chan app.Notification
+
+	// mu guards byTen, clientFor's clients, and the running endpoints: SetEndpoints swaps them
+	// while Run delivers.
+	mu      sync.Mutex
 	byTen   map[string][]*endpointQueue
+	guarded *http.Client // for endpoints refused local addresses, made when first needed
+	local   *http.Client // for AllowLocal endpoints, made when first needed
+	runCtx  context.Context
+	runWG   *sync.WaitGroup
 
 	dropped     atomic.Uint64
 	lastDropLog atomic.Int64 // unix seconds of the last "dropped" log line
@@ -115,7 +122,11 @@ type endpointQueue struct {
 	client *http.Client
 	queue  chan *delivery // ready to attempt
 	retry  chan *delivery // failed, to be scheduled
+	stop   context.CancelFunc // ends its goroutines once removed (nil before Run)
 }
+
+// sameAs reports whether eq delivers to ep exactly as ep asks (same URL, secret, local policy).
+func (eq *endpointQueue) sameAs(ep Endpoint) bool { return eq.ep == ep }
 
 type delivery struct {
 	rec  store.Delivery
@@ -146,23 +157,6 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.EndpointQueue <= 0 {
 		cfg.EndpointQueue = DefaultEndpointQueue
 	}
-	var guarded, local *http.Client // made when an endpoint needs them
-	clientFor := func(ep Endpoint) *http.Client {
-		switch {
-		case cfg.Client != nil:
-			return cfg.Client
-		case ep.AllowLocal:
-			if local == nil {
-				local = newClient(true)
-			}
-			return local
-		default:
-			if guarded == nil {
-				guarded = newClient(false)
-			}
-			return guarded
-		}
-	}
 	h := &Hub{
 		cfg: cfg, log: cfg.Logger,
 		notes: make(chan app.Notification, cfg.NotifyQueue),
@@ -172,26 +166,8 @@ func New(cfg Config) (*Hub, error) {
 			Help: "Outbound webhook POSTs by outcome (delivered, retrying, failed).",
 		}, []string{"outcome"}),
 	}
-	var errs []error
-	for _, ep := range cfg.Endpoints {
-		if err := ep.Validate(); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		key, _ := signingKey(ep.Secret)
-		h.byTen[ep.Tenant] = append(h.byTen[ep.Tenant], &endpointQueue{
-			ep: ep, url: config.RedactURL(ep.URL), key: key, client: clientFor(ep),
-			queue: make(chan *delivery, cfg.EndpointQueue),
-			retry: make(chan *delivery, cfg.EndpointQueue),
-		})
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := h.SetEndpoints(cfg.Endpoints); err != nil {
 		return nil, err
-	}
-	for _, c := range []*http.Client{cfg.Client, guarded, local} {
-		if c != nil {
-			h.clients = append(h.clients, c)
-		}
 	}
 	if cfg.Registerer != nil {
 		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -228,14 +204,14 @@ func (h *Hub) Dropped() uint64 { return h.dropped.Load() }
 // are cancelled; queued and scheduled deliveries are abandoned) and returns nil.
 func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	h.mu.Lock()
+	h.runCtx, h.runWG = ctx, &wg
 	for _, eqs := range h.byTen {
 		for _, eq := range eqs {
-			wg.Go(func() { h.schedule(ctx, eq) })
-			for range h.cfg.Workers {
-				wg.Go(func() { h.work(ctx, eq) })
-			}
+			h.start(eq)
 		}
 	}
+	h.mu.Unlock()
 	wg.Go(func() {
 		for {
 			select {
@@ -246,11 +222,99 @@ func (h *Hub) Run(ctx context.Context) error {
 			}
 		}
 	})
+	<-ctx.Done()
+	h.mu.Lock()
+	h.runCtx = nil // SetEndpoints starts nothing more
+	h.mu.Unlock()
 	wg.Wait()
-	for _, c := range h.clients {
-		c.CloseIdleConnections()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range []*http.Client{h.cfg.Client, h.guarded, h.local} {
+		if c != nil {
+			c.CloseIdleConnections()
+		}
 	}
 	return nil
+}
+
+// SetEndpoints replaces the tenants' webhook receivers (the directory changed): endpoints that
+// stay as they were keep their queues and pending retries; removed ones stop (their queued
+// and pending deliveries are abandoned, and their records stay as they are); new ones start.
+// It validates every endpoint first and changes nothing when one is invalid.
+func (h *Hub) SetEndpoints(eps []Endpoint) error {
+	var errs []error
+	for _, ep := range eps {
+		if err := ep.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.byTen
+	next := map[string][]*endpointQueue{}
+	kept := map[*endpointQueue]bool{}
+	for _, ep := range eps {
+		var eq *endpointQueue
+		for _, o := range old[ep.Tenant] {
+			if o.sameAs(ep) && !kept[o] {
+				eq = o
+				break
+			}
+		}
+		if eq == nil {
+			key, _ := signingKey(ep.Secret)
+			eq = &endpointQueue{
+				ep: ep, url: config.RedactURL(ep.URL), key: key, client: h.clientFor(ep),
+				queue: make(chan *delivery, h.cfg.EndpointQueue),
+				retry: make(chan *delivery, h.cfg.EndpointQueue),
+			}
+			if h.runCtx != nil {
+				h.start(eq)
+			}
+		}
+		kept[eq] = true
+		next[ep.Tenant] = append(next[ep.Tenant], eq)
+	}
+	for _, eqs := range old {
+		for _, eq := range eqs {
+			if !kept[eq] && eq.stop != nil {
+				eq.stop()
+			}
+		}
+	}
+	h.byTen = next
+	return nil
+}
+
+// start runs eq's scheduler and workers under Run's context. Called with mu held, while Run runs.
+func (h *Hub) start(eq *endpointQueue) {
+	ctx, stop := context.WithCancel(h.runCtx)
+	eq.stop = stop
+	h.runWG.Go(func() { h.schedule(ctx, eq) })
+	for range h.cfg.Workers {
+		h.runWG.Go(func() { h.work(ctx, eq) })
+	}
+}
+
+// clientFor returns the HTTP client for ep's address policy. Called with mu held.
+func (h *Hub) clientFor(ep Endpoint) *http.Client {
+	switch {
+	case h.cfg.Client != nil:
+		return h.cfg.Client
+	case ep.AllowLocal:
+		if h.local == nil {
+			h.local = newClient(true)
+		}
+		return h.local
+	default:
+		if h.guarded == nil {
+			h.guarded = newClient(false)
+		}
+		return h.guarded
+	}
 }
 
 // publish queues the notification for the tenant's endpoints, then appends it to the
@@ -270,7 +334,10 @@ func (h *Hub) publish(ctx context.Context, n app.Notification) {
 		log.Error().Err(err).Msg("encoding notification: dropped")
 		return
 	}
-	for _, eq := range h.byTen[n.Tenant] {
+	h.mu.Lock()
+	eqs := h.byTen[n.Tenant]
+	h.mu.Unlock()
+	for _, eq := range eqs {
 		d := &delivery{body: body, rec: store.Delivery{
 			ID: "msg_" + crand.Text(), Tenant: n.Tenant, URL: eq.url, Type: n.Type,
 			Status: store.DeliveryPending, CreatedAt: now, UpdatedAt: now,

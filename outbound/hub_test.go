@@ -274,3 +274,37 @@ func droppedMetric(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Fatal("earpiece_notifications_dropped_total not registered")
 	return 0
 }
+
+// The directory changed while the hub runs: a new endpoint gets the next notification, a
+// removed one gets nothing more, and an invalid set changes nothing.
+func TestSetEndpointsWhileRunning(t *testing.T) {
+	ok := func(int) int { return http.StatusNoContent }
+	first, second := newReceiver(t, "first-secret", ok), newReceiver(t, "second-secret", ok)
+	e := newEnv(t, fast, func(c *Config) {
+		c.Endpoints = []Endpoint{{Tenant: "acme", URL: first.srv.URL, Secret: "first-secret", AllowLocal: true}}
+	})
+	hub := e.runHub()
+	hub.Notify(app.Notification{Type: app.NoteCallStarted, Tenant: "acme", Time: t0})
+	if a := first.next(t, 5*time.Second); !a.sigOK {
+		t.Fatal("first endpoint: signature does not verify")
+	}
+
+	bad := []Endpoint{{Tenant: "acme", URL: "ftp://nowhere", Secret: "x"}}
+	if err := hub.SetEndpoints(bad); err == nil {
+		t.Fatal("SetEndpoints took an invalid endpoint")
+	}
+	if err := hub.SetEndpoints([]Endpoint{{Tenant: "acme", URL: second.srv.URL, Secret: "second-secret", AllowLocal: true}}); err != nil {
+		t.Fatal(err)
+	}
+	hub.Notify(app.Notification{Type: app.NoteCallEnded, Tenant: "acme", Time: t0})
+	a := second.next(t, 5*time.Second)
+	var n app.Notification
+	if err := json.Unmarshal(a.body, &n); err != nil || n.Type != app.NoteCallEnded || !a.sigOK {
+		t.Fatalf("second endpoint got %s (signature ok %v): %v", a.body, a.sigOK, err)
+	}
+	select {
+	case a := <-first.got:
+		t.Fatalf("removed endpoint still delivered to: %s", a.body)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

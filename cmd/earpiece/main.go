@@ -6,6 +6,8 @@
 //	earpiece dialplan render [--config FILE] [--tenant ID] [--features]  print the extensions.conf
 //	                        (--features: features.conf) snippet
 //	earpiece healthcheck    [--url URL]       exit 0 when the service answers ready (containers)
+//	earpiece config import  [--config FILE] [--from FILE] [--force]  put the file's tenants in Redis
+//	earpiece config export  [--config FILE]   print the directory in force (YAML, importable)
 //
 // The configuration file comes from --config or EARPIECE_CONFIG; addresses and secrets may be
 // overridden by environment variables (see config.ApplyEnv). main only wires components.
@@ -48,6 +50,8 @@ commands:
   check-config     validate the configuration and report every problem
   dialplan render  print the extensions.conf snippet routing the tenants' codes into Stasis
   healthcheck      exit 0 when the service answers ready
+  config import    put the configuration file's tenants (the directory) in Redis
+  config export    print the directory in force, as YAML that config import takes back
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -69,6 +73,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = renderDialplan(rest[1:], stdout)
 	case "healthcheck":
 		err = healthcheck(rest)
+	case "config":
+		if len(rest) == 0 || (rest[0] != "import" && rest[0] != "export") {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		if rest[0] == "import" {
+			err = importDirectory(rest[1:], stdout)
+		} else {
+			err = exportDirectory(rest[1:], stdout)
+		}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -229,6 +243,29 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP applies the file's tenants again, for those who keep the directory in files: a
+	// file edited since its last import replaces the directory in Redis and every instance
+	// puts it in force; live sessions go on.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	svc.reload = func(ctx context.Context) {
+		cfg, err := loadServeConfig(*path)
+		if err != nil {
+			log.Error().Err(err).Msg("SIGHUP: configuration not reloaded")
+			return
+		}
+		wrote, err := svc.sync.Import(ctx, cfg.Tenants, "file", false)
+		switch {
+		case err != nil:
+			log.Error().Err(err).Msg("SIGHUP: directory not imported")
+		case wrote:
+			log.Info().Int64("rev", svc.sync.Live().Rev()).Msg("SIGHUP: directory imported from the file")
+		default:
+			log.Info().Msg("SIGHUP: the file's tenants are unchanged since their last import; the directory stays as it is")
+		}
+	}
+	svc.hup = hup
 	log.Info().Str("listen", cfg.HTTP.Listen).Str("ari", config.RedactURL(cfg.ARI.URL)).Str("instance", *instance).Msg("earpiece started")
 	return svc.run(ctx)
 }
@@ -242,6 +279,13 @@ type service struct {
 	ari   ariClient // the ARI events socket, and the REST client the app calls
 	hub   runner    // outbound notifications: event streams and webhooks
 	redis []io.Closer
+	// sync is the directory in Redis and in force here; boot puts the file's tenants in
+	// Redis (see app.DirectorySync for the precedence) before anything else starts.
+	sync *app.DirectorySync
+	boot func(ctx context.Context) error
+	// hup delivers SIGHUP, on which reload applies the configuration file again.
+	hup    <-chan os.Signal
+	reload func(ctx context.Context)
 }
 
 // runner is a component that works until its ctx ends.
@@ -270,7 +314,7 @@ type ariClient interface {
 // build wires the components from the configuration. It starts nothing: no connection is made
 // until run.
 func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, error) {
-	dir, err := config.NewDirectory(cfg)
+	fileDir, err := config.NewDirectory(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +346,7 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 
 	hub, err := outbound.New(outbound.Config{
 		Store:      edgeStore,
-		Endpoints:  webhookEndpoints(cfg),
+		Endpoints:  webhookEndpoints(fileDir),
 		Logger:     log.With().Str("component", "outbound").Logger(),
 		Registerer: reg,
 	})
@@ -310,12 +354,20 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		closeRedis()
 		return nil, fmt.Errorf("outbound webhooks: %w", err)
 	}
+	sync := app.NewDirectorySync(st, cfg, os.LookupEnv, log.With().Str("component", "directory").Logger())
+	dir := sync.Live()
 	sup := app.New(app.Config{
 		AppName: cfg.ARI.App, Instance: instance,
 		Logger:     log.With().Str("component", "app").Logger(),
 		Registerer: reg,
 		Notifier:   hub,
 	}, client, st, dir)
+	sync.Audit = sup.AuditDirectory
+	sync.OnChange = func(ctx context.Context, d *config.Directory, rev int64) {
+		if err := hub.SetEndpoints(webhookEndpoints(d)); err != nil {
+			log.Error().Err(err).Int64("rev", rev).Msg("webhook endpoints of the new directory refused; the previous ones stay")
+		}
+	}
 	es := cfg.HTTP.EventStreams
 	web := webhooks.New(webhooks.Config{
 		Listen:     cfg.HTTP.Listen,
@@ -347,7 +399,42 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		hub: hub,
 		// Closed in this order, last of all.
 		redis: []io.Closer{edgeRDB, rdb},
+		sync:  sync,
+		boot: func(ctx context.Context) error {
+			if err := bootDirectory(ctx, sync, cfg.Tenants, log); err != nil {
+				return err
+			}
+			// What is in force may differ from the file (API changes it did not undo).
+			sync.OnChange(ctx, sync.Live().Current(), sync.Live().Rev())
+			return nil
+		},
 	}, nil
+}
+
+// bootDirectory imports the file's tenants (when Redis has no directory, or they changed since
+// their last import) and loads the directory in force, retrying while Redis is unreachable:
+// nothing can be authorised without it.
+func bootDirectory(ctx context.Context, sync *app.DirectorySync, tenants []config.Tenant, log zerolog.Logger) error {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		wrote, err := sync.Import(ctx, tenants, "file", false)
+		if err == nil {
+			if wrote {
+				log.Info().Int64("rev", sync.Live().Rev()).Msg("directory imported from the configuration file")
+			} else {
+				log.Info().Int64("rev", sync.Live().Rev()).Msg("directory loaded from Redis (the file's tenants are unchanged since their last import)")
+			}
+			return nil
+		}
+		if errors.Is(err, app.ErrInvalidDirectory) {
+			return err
+		}
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("directory not loaded yet")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("loading the directory: %w", err)
+		case <-time.After(wait):
+		}
+	}
 }
 
 // redisClients makes the Redis clients: one for call handling, and one for the HTTP edge.
@@ -371,6 +458,35 @@ func redisClients(url string) (calls, edge *redis.Client, err error) {
 // app to stop by themselves; then it stops everything in order and returns why it stopped (nil
 // for ctx, else the error of the component that stopped first).
 func (s *service) run(ctx context.Context) error {
+	if s.boot != nil {
+		if err := s.boot(ctx); err != nil {
+			s.closeRedis()
+			return err
+		}
+	}
+	syncCtx, stopSync := context.WithCancel(context.Background())
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		if s.sync != nil {
+			s.sync.Run(syncCtx)
+		}
+	}()
+	hupCtx, stopHup := context.WithCancel(context.Background())
+	hupDone := make(chan struct{})
+	go func() {
+		defer close(hupDone)
+		for {
+			select {
+			case <-hupCtx.Done():
+				return
+			case <-s.hup:
+				if s.reload != nil {
+					s.reload(hupCtx)
+				}
+			}
+		}
+	}()
 	// Each component runs under a context of its own, so the shutdown order below, not ctx,
 	// decides when it stops.
 	hubCtx, stopHub := context.WithCancel(context.Background())
@@ -422,14 +538,23 @@ func (s *service) run(ctx context.Context) error {
 	//    deliveries still waiting for a retry are dropped (their records say "retrying").
 	stopHub()
 	<-hubDone
-	// 5. Close Redis last: teardown, audit and notification writes above needed it.
+	// 5. Stop following the directory (and SIGHUP): nothing decides with it any more.
+	stopHup()
+	<-hupDone
+	stopSync()
+	<-syncDone
+	// 6. Close Redis last: teardown, audit and notification writes above needed it.
+	s.closeRedis()
+	s.log.Info().Msg("stopped")
+	return runErr
+}
+
+func (s *service) closeRedis() {
 	for _, c := range s.redis {
 		if err := c.Close(); err != nil {
 			s.log.Warn().Err(err).Msg("redis close")
 		}
 	}
-	s.log.Info().Msg("stopped")
-	return runErr
 }
 
 // goRun runs f in a goroutine; its result arrives on the returned channel.
@@ -440,9 +565,9 @@ func goRun(f func() error) <-chan error {
 }
 
 // webhookEndpoints lists every tenant's outbound webhook receivers.
-func webhookEndpoints(cfg *config.Config) []outbound.Endpoint {
+func webhookEndpoints(d *config.Directory) []outbound.Endpoint {
 	var out []outbound.Endpoint
-	for _, t := range cfg.Tenants {
+	for _, t := range d.Tenants() {
 		for _, w := range t.Webhooks {
 			out = append(out, outbound.Endpoint{Tenant: t.ID, URL: w.URL, Secret: w.Secret, AllowLocal: w.AllowLocal})
 		}
