@@ -94,9 +94,9 @@ type Config struct {
 // timer, so a slow or dead receiver only delays its own deliveries. Retries wait in memory: a
 // restart loses the pending ones (their records stay "retrying").
 type Hub struct {
-	cfg     Config
-	log     zerolog.Logger
-	notes   chan app.Notification
+	cfg   Config
+	log   zerolog.Logger
+	notes chan app.Notification
 
 	// mu guards byTen, clientFor's clients, and the running endpoints: SetEndpoints swaps them
 	// while Run delivers.
@@ -120,8 +120,8 @@ type endpointQueue struct {
 	url    string // ep.URL without its password: what logs and records show
 	key    []byte
 	client *http.Client
-	queue  chan *delivery // ready to attempt
-	retry  chan *delivery // failed, to be scheduled
+	queue  chan *delivery     // ready to attempt
+	retry  chan *delivery     // failed, to be scheduled
 	stop   context.CancelFunc // ends its goroutines once removed (nil before Run)
 }
 

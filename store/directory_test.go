@@ -22,7 +22,10 @@ func TestDirectoryRevisionsAndAnnouncements(t *testing.T) {
 	subCtx, stop := context.WithCancel(c)
 	changes := e.st.SubscribeDirectory(subCtx)
 	// The subscription is live once Redis counts its subscriber.
-	waitUntil(t, func() bool { n, _ := e.rdb.PubSubNumSub(c, "earpiece:v1:directory:changed").Result(); return n["earpiece:v1:directory:changed"] == 1 })
+	waitUntil(t, func() bool {
+		n, _ := e.rdb.PubSubNumSub(c, "earpiece:v1:directory:changed").Result()
+		return n["earpiece:v1:directory:changed"] == 1
+	})
 
 	doc, err := e.st.UpdateDirectory(c, func(cur store.DirectoryDoc) (store.DirectoryChange, error) {
 		if cur.Rev != 0 || cur.Doc != nil {
