@@ -196,8 +196,22 @@ func TestE2ETwoSupervisors(t *testing.T) {
 	from := time.Now()
 	time.Sleep(300 * time.Millisecond)
 	r.SilentOn(c.Agent, e2etest.ToneSupervisor2, from, time.Now(), "agent while Beth's whisper is refused")
-	if e, ok := e2etest.FindAudit(r.Audit("acme"), "mode_change", "refused", RefuseTalkerBusy); !ok || e.Actor != "701" {
+	if e, ok := e2etest.FindAudit(r.Audit("acme"), "mode_change", "refused", RefuseTalkerBusy); !ok || e.Actor != "701" || e.Repeats != 0 {
 		t.Errorf("talker_busy refusal audit: %+v %v", e, ok)
+	}
+	// One digit, one refusal: the DTMF event reaches the app once, although it matches two of its
+	// subscriptions (the channel in Stasis and the PJSIP endpoints).
+	refusals := 0
+	for _, e := range r.Audit("acme") {
+		if e.Action == "mode_change" && e.Reason == RefuseTalkerBusy {
+			refusals += 1 + int(e.Repeats)
+		}
+	}
+	if refusals != 1 {
+		t.Errorf("one refused digit audited %d times", refusals)
+	}
+	if d := r.Client.Stats().Duplicates; d == 0 {
+		t.Error("no duplicate event dropped: the digit should have come twice (channel and endpoint subscriptions)")
 	}
 
 	at = press(adam, "0")

@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,13 +31,17 @@ type Stats struct {
 	EventsDropped  uint64 // stream items dropped because the queue stayed full
 	Reconnects     uint64 // connections made after the first one
 	DecodeErrors   uint64 // messages that could not be decoded (lost too)
-	DialErrors     uint64 // failed connection attempts
-	Connected      bool   // the events WebSocket is up now
+	// Duplicates are messages dropped because they repeated one of the last few byte for
+	// byte: Asterisk sends an event once per subscription it matches, so a supervisor's DTMF
+	// comes once for the channel in Stasis and once more for its endpoint (endpoint:PJSIP).
+	Duplicates uint64
+	DialErrors uint64 // failed connection attempts
+	Connected  bool   // the events WebSocket is up now
 }
 
 type stats struct {
-	received, dropped, reconnects, decodeErrors, dialErrors atomic.Uint64
-	connected                                               atomic.Bool
+	received, dropped, reconnects, decodeErrors, dialErrors, duplicates atomic.Uint64
+	connected                                                           atomic.Bool
 }
 
 // Stats returns a snapshot of the counters. Safe from any goroutine.
@@ -46,6 +52,7 @@ func (c *Client) Stats() Stats {
 		Reconnects:     c.stats.reconnects.Load(),
 		DecodeErrors:   c.stats.decodeErrors.Load(),
 		DialErrors:     c.stats.dialErrors.Load(),
+		Duplicates:     c.stats.duplicates.Load(),
 		Connected:      c.stats.connected.Load(),
 	}
 }
@@ -222,6 +229,7 @@ func (r *runner) serve(ctx context.Context, conn *websocket.Conn) (replaced bool
 	if err := r.state(ctx, Connected, nil); err != nil {
 		return false, err
 	}
+	var recent recentMessages
 	for {
 		_, data, err := conn.Read(readCtx)
 		if err != nil {
@@ -229,6 +237,10 @@ func (r *runner) serve(ctx context.Context, conn *websocket.Conn) (replaced bool
 				err = cause
 			}
 			return false, err
+		}
+		if recent.seen(data) {
+			r.c.stats.duplicates.Add(1)
+			continue
 		}
 		ev, err := DecodeEvent(data)
 		if err != nil {
@@ -333,3 +345,25 @@ func truncate(b []byte, n int) string {
 	}
 	return string(b[:n]) + "..."
 }
+
+// recentMessages remembers the hashes of the last few messages of a connection, to drop the
+// copies Asterisk sends of one event when it matches several of the app's subscriptions (the
+// channel and its endpoint). The copies follow each other within a few messages and are equal
+// byte for byte (same type, timestamp to the millisecond, channel and payload); two distinct
+// events are never equal so, as their timestamps or contents differ.
+type recentMessages struct {
+	hashes [32]uint64
+	next   int
+}
+
+func (r *recentMessages) seen(data []byte) bool {
+	h := maphash.Bytes(recentSeed, data)
+	if slices.Contains(r.hashes[:], h) {
+		return true
+	}
+	r.hashes[r.next] = h
+	r.next = (r.next + 1) % len(r.hashes)
+	return false
+}
+
+var recentSeed = maphash.MakeSeed()

@@ -575,3 +575,25 @@ func TestConnectionEventJSON(t *testing.T) {
 		t.Errorf("%s %v", b, err)
 	}
 }
+
+// An event that matches two of the app's subscriptions arrives twice, byte for byte: the copy is
+// dropped and counted; events that differ, even only by their timestamp, all get through.
+func TestRunDropsDuplicateCopies(t *testing.T) {
+	s := newWSServer(t)
+	c := running(t, wsConfig(s))
+	conn := s.accept(t)
+	nextState(t, c, Connected)
+	conn.send(t, dtmf(1))
+	conn.send(t, dtmf(1)) // the endpoint subscription's copy
+	conn.send(t, dtmf(2))
+	conn.send(t, dtmf(1)) // still a copy, a few messages later
+	conn.send(t, dtmf(3))
+	for _, want := range []int{1, 2, 3} {
+		if got := seq(next(t, c)); got != want {
+			t.Fatalf("got event %d, want %d", got, want)
+		}
+	}
+	if st := c.Stats(); st.Duplicates != 2 || st.EventsReceived != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}

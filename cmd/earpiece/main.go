@@ -584,6 +584,7 @@ func registerARIStats(reg prometheus.Registerer, c *ari.Client) {
 	reg.MustRegister(
 		counter("earpiece_ari_events_received_total", "ARI events received.", func(s ari.Stats) uint64 { return s.EventsReceived }),
 		counter("earpiece_ari_events_dropped_total", "ARI events dropped because the app fell behind (each one forces a resync).", func(s ari.Stats) uint64 { return s.EventsDropped }),
+		counter("earpiece_ari_events_duplicate_total", "ARI event copies dropped (an event matching several subscriptions of the app is sent once per subscription).", func(s ari.Stats) uint64 { return s.Duplicates }),
 		counter("earpiece_ari_reconnects_total", "ARI events socket reconnections.", func(s ari.Stats) uint64 { return s.Reconnects }),
 		counter("earpiece_ari_decode_errors_total", "ARI events that could not be decoded.", func(s ari.Stats) uint64 { return s.DecodeErrors }),
 	)

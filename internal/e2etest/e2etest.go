@@ -100,6 +100,22 @@ func New(t *testing.T, owned Owned) *Rig {
 		t.Skipf("no SIP address for the test Asterisk (%s)", asterisktest.EnvSIPAddr)
 	}
 	VerifyNoLeaks(t)
+	return newRig(t, owned, ast)
+}
+
+// NewPrivate is New on an Asterisk of the test's own (asterisktest.Start), for a test that
+// changes Asterisk's configuration (the dialplan earpiece writes) or disturbs it otherwise.
+func NewPrivate(t *testing.T, owned Owned) *Rig {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: needs Asterisk and Redis")
+	}
+	VerifyNoLeaks(t)
+	return newRig(t, owned, asterisktest.Start(t))
+}
+
+func newRig(t *testing.T, owned Owned, ast *asterisktest.Instance) *Rig {
+	t.Helper()
 	rs, rdb, st := Redis(t)
 	log := zerolog.Nop()
 	if os.Getenv("EARPIECE_TEST_LOG") != "" {
