@@ -86,6 +86,10 @@ type Config struct {
 	EndTone time.Duration
 	// SnoopTimeout bounds the wait for a snoop's StasisStart (5 s).
 	SnoopTimeout time.Duration
+	// FailGrace is how long a join that failed on Asterisk waits for the supervisor's hangup
+	// before it counts as failed (250 ms): a supervisor who hangs up during the join makes the
+	// join's steps on their channel fail, and that is a supervisor_hangup, not an error.
+	FailGrace time.Duration
 	// CallTimeout bounds each ARI/Redis call a session makes (5 s).
 	CallTimeout time.Duration
 	// ClaimTTL is how long claims on channels and talker slots live without renewal (12 h).
@@ -118,6 +122,9 @@ func (c *Config) defaults() {
 	}
 	if c.EndTone <= 0 {
 		c.EndTone = 1500 * time.Millisecond
+	}
+	if c.FailGrace <= 0 {
+		c.FailGrace = 250 * time.Millisecond
 	}
 	if c.SnoopTimeout <= 0 {
 		c.SnoopTimeout = 5 * time.Second

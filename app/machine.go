@@ -49,6 +49,9 @@ const (
 	stepSupervisor       // joining: answering the supervisor and adding them to the bridge
 	stepTone             // ending: the supervisor hears a tone before being hung up
 	stepHelp             // joining: accepting the oldest open help request (the help code)
+	// stepFailing: joining failed on Asterisk; waiting FailGrace for the supervisor's hangup,
+	// which is what most such failures are (a CANCEL right after the INVITE).
+	stepFailing
 )
 
 func (s step) String() string {
@@ -67,6 +70,8 @@ func (s step) String() string {
 		return "talker"
 	case stepBridge:
 		return "bridge"
+	case stepFailing:
+		return "failing"
 	case stepSnoop:
 		return "snoop"
 	case stepBridgeSnoop:
@@ -124,6 +129,9 @@ type machine struct {
 
 	// end is the teardown under way (state ended once it is done).
 	end *ending
+	// failed is the refusal a join that failed on Asterisk ends with unless the supervisor's
+	// hangup comes within FailGrace (step stepFailing; nil there: a failed join, not a refusal).
+	failed *refusal
 }
 
 // waiter is an API mode request that is answered once its mode is audible.
@@ -146,14 +154,19 @@ type ending struct {
 type timer int
 
 const (
-	timerRing  timer = iota // the supervisor's phone rings too long
-	timerSnoop              // a snoop's StasisStart does not come
-	timerTone               // the tone before a hangup has played long enough
+	timerRing      timer = iota // the supervisor's phone rings too long
+	timerSnoop                  // a snoop's StasisStart does not come
+	timerTone                   // the tone before a hangup has played long enough
+	timerFailGrace              // a failed join waited long enough for the supervisor's hangup
+	timerCount                  // how many kinds there are
 )
 
 // Session settings next needs.
 type machineConfig struct {
 	RefusalTone, EndTone, SnoopTimeout, RingTimeout time.Duration
+	// FailGrace is how long a join that Asterisk failed waits for the supervisor's hangup
+	// before it counts as a failure.
+	FailGrace time.Duration
 }
 
 // event is an input of next.
@@ -566,6 +579,9 @@ func (m machine) joining(cfg machineConfig, e event) (machine, []action) {
 		m.want, m.step = dialplan.Whisper, stepFindCall
 		return m, []action{actFindCall{}}
 	case evRefused:
+		if e.r != nil && e.r.code == RefuseAsterisk {
+			return m.failOnAsterisk(cfg, e.r)
+		}
 		return m.refuse(cfg, e.r)
 	case evCallFound:
 		if m.step != stepFindCall || e.channel == "" {
@@ -604,8 +620,14 @@ func (m machine) joining(cfg machineConfig, e event) (machine, []action) {
 		if e.timer == timerSnoop && m.step == stepSnoop {
 			return m.failJoin(cfg)
 		}
+		if e.timer == timerFailGrace && m.step == stepFailing {
+			if m.failed != nil {
+				return m.refuse(cfg, m.failed)
+			}
+			return m.failJoin(cfg)
+		}
 	case evFailed:
-		return m.failJoin(cfg)
+		return m.failOnAsterisk(cfg, nil)
 	case evModeWanted:
 		if e.waiter > 0 {
 			return m, []action{actReply{waiter: e.waiter, code: replyNotActive}}
@@ -655,6 +677,25 @@ func (m machine) claimOrBridge() (machine, []action) {
 	}
 	m.step = stepBridge
 	return m, []action{actCreateBridge{}}
+}
+
+// failOnAsterisk: a join step failed on Asterisk (r is the refusal it makes, nil for a failure
+// after the bridge was made). A supervisor who hangs up during the join makes the steps on
+// their channel fail, and the REST error may come before their channel's end on the events
+// socket: wait FailGrace for that end (supervisorLeft then ends the session as
+// supervisor_hangup) before counting it as a failure.
+func (m machine) failOnAsterisk(cfg machineConfig, r *refusal) (machine, []action) {
+	if m.step == stepFailing {
+		return m, nil
+	}
+	if m.supGone || cfg.FailGrace <= 0 {
+		if r != nil {
+			return m.refuse(cfg, r)
+		}
+		return m.failJoin(cfg)
+	}
+	m.step, m.failed = stepFailing, r
+	return m, []action{actTimer{timer: timerFailGrace, d: cfg.FailGrace}}
 }
 
 // failJoin: Asterisk failed the session after its bridge was made; the supervisor hears it.

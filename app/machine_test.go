@@ -590,3 +590,71 @@ func TestREADMEListsEndReasons(t *testing.T) {
 		}
 	}
 }
+
+// A supervisor who hangs up during the join makes a step on their channel fail; the REST error
+// may come before their channel's end. The join waits FailGrace for that end: it is a
+// supervisor_hangup then, and a failure (error, or the refusal) only when no end comes.
+func TestMachineFailureDuringJoinWaitsForTheHangup(t *testing.T) {
+	cfg := tcfg
+	cfg.FailGrace = 250 * time.Millisecond
+	feed := func(m machine, evs ...event) (machine, []action) {
+		var all []action
+		for _, e := range evs {
+			var acts []action
+			m, acts = next(cfg, m, e)
+			all = append(all, acts...)
+		}
+		return m, all
+	}
+	upToSupervisor := joinEvents(dialplan.Spy)
+	upToSupervisor = upToSupervisor[:len(upToSupervisor)-1] // all but the supervisor's step
+	failed := evFailed{err: errors.New("add supervisor to bridge: 400 Channel not found")}
+	supEnd := evChannelEnd{id: supCh}
+	asterisk := &refusal{code: RefuseAsterisk, err: errors.New("create bridge: 500")}
+
+	m, acts := feed(fresh(), append(upToSupervisor, failed)...)
+	if m.step != stepFailing || m.state == store.StateEnded {
+		t.Fatalf("after the failure: step %v state %s", m.step, m.state)
+	}
+	if last := acts[len(acts)-1]; last != (actTimer{timer: timerFailGrace, d: cfg.FailGrace}) {
+		t.Fatalf("last action %#v, want the grace timer", last)
+	}
+	// A second failure in the grace changes nothing.
+	if m2, more := feed(m, failed); len(more) != 0 || m2.step != stepFailing {
+		t.Fatalf("second failure: %v %#v", m2.step, more)
+	}
+
+	hung, acts := feed(m, supEnd)
+	if hung.end == nil || hung.end.reason != ReasonSupervisorHangup {
+		t.Fatalf("hangup in the grace ended as %+v, want supervisor_hangup", hung.end)
+	}
+	for _, a := range acts {
+		if a, ok := a.(actAuditEnd); ok && a.reason != ReasonSupervisorHangup {
+			t.Errorf("audited %+v", a)
+		}
+	}
+
+	timedOut, _ := feed(m, evTimeout{timer: timerFailGrace})
+	if timedOut.end == nil || timedOut.end.reason != ReasonError {
+		t.Fatalf("no hangup in the grace ended as %+v, want error", timedOut.end)
+	}
+
+	// The same for a step that refuses on Asterisk's account (the bridge): refused, unless the
+	// supervisor hung up meanwhile.
+	early := joinEvents(dialplan.Spy)[:4] // start, call, audit, record
+	m, _ = feed(fresh(), append(early, evRefused{r: asterisk})...)
+	if m.step != stepFailing {
+		t.Fatalf("Asterisk refusal: step %v", m.step)
+	}
+	if r, _ := feed(m, evTimeout{timer: timerFailGrace}); r.end == nil || r.end.reason != ReasonRefused || r.end.refusal != asterisk {
+		t.Fatalf("Asterisk refusal after the grace: %+v", r.end)
+	}
+	if r, _ := feed(m, supEnd); r.end == nil || r.end.reason != ReasonSupervisorHangup {
+		t.Fatalf("Asterisk refusal then hangup: %+v", r.end)
+	}
+	// Other refusals are not Asterisk's doing: at once.
+	busy := &refusal{code: RefuseTalkerBusy, err: errors.New("busy")}
+	if r, _ := feed(fresh(), append(early, evRefused{r: busy})...); r.end == nil || r.end.reason != ReasonRefused {
+		t.Fatalf("talker busy: %+v", r.end)
+	}
+}

@@ -37,7 +37,7 @@ type session struct {
 	m   machine
 	cfg machineConfig
 
-	timers     [3]*time.Timer // by timer kind; nil when not running
+	timers     [timerCount]*time.Timer // by timer kind; nil when not running
 	waiters    map[int]chan error
 	nextWaiter int
 	view       atomic.Pointer[sessionView]
@@ -112,6 +112,7 @@ func (a *App) machineConfig() machineConfig {
 		RefusalTone: a.cfg.RefusalTone, EndTone: a.cfg.EndTone, SnoopTimeout: a.cfg.SnoopTimeout,
 		// Asterisk ends an unanswered originate after RingTimeout itself; this is the backstop.
 		RingTimeout: a.cfg.RingTimeout + 5*time.Second,
+		FailGrace:   a.cfg.FailGrace,
 	}
 }
 
@@ -299,6 +300,9 @@ func (s *session) run(ctx context.Context, first event) {
 		case <-s.timerC(timerTone):
 			s.timers[timerTone] = nil
 			s.apply(ctx, evTimeout{timer: timerTone})
+		case <-s.timerC(timerFailGrace):
+			s.timers[timerFailGrace] = nil
+			s.apply(ctx, evTimeout{timer: timerFailGrace})
 		case <-stop:
 			stop = nil
 			s.apply(ctx, evLeave{reason: ReasonShutdown})
