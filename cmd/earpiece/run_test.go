@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"reflect"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,5 +175,45 @@ func TestBuildWiresFromConfig(t *testing.T) {
 	cfg.Redis.URL = "http://not-redis"
 	if _, err := build(cfg, "test", zerolog.Nop()); err == nil {
 		t.Error("build accepted a non-Redis URL")
+	}
+}
+
+// TestRunBootsTheDirectoryAndReloadsOnHangup: the directory is booted before any component
+// starts (a boot failure starts nothing and closes Redis), and each SIGHUP runs the reload
+// while the service runs, never after it stopped.
+func TestRunBootsTheDirectoryAndReloadsOnHangup(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	s := &steps{}
+	svc, _, _ := fakeService(s)
+	bootErr := errors.New("directory invalid")
+	svc.boot = func(context.Context) error { s.add("boot"); return bootErr }
+	if err := runWithin(t.Context(), t, svc); err != bootErr {
+		t.Fatalf("run = %v, want the boot error", err)
+	}
+	if got, want := s.all(), []string{"boot", "edge redis closed", "redis closed"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("steps after a failed boot = %q, want %q", got, want)
+	}
+
+	s = &steps{}
+	svc, _, _ = fakeService(s)
+	svc.boot = func(context.Context) error { s.add("boot"); return nil }
+	hup := make(chan os.Signal)
+	reloaded := make(chan struct{})
+	svc.hup = hup
+	svc.reload = func(context.Context) { s.add("reload"); reloaded <- struct{}{} }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.run(ctx) }()
+	for range 2 {
+		hup <- syscall.SIGHUP
+		<-reloaded
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := s.all()
+	if len(got) < 3 || got[0] != "boot" || got[1] != "reload" || got[2] != "reload" || got[len(got)-1] != "redis closed" {
+		t.Fatalf("steps = %q", got)
 	}
 }
