@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 
+	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/store"
 )
 
@@ -17,7 +18,11 @@ const (
 // cannot be recorded the caller must not act (the error says the trail is unavailable).
 func (a *App) AuditAdmin(ctx context.Context, p Principal, action, target string, extra map[string]string) error {
 	actor := p.Extension
-	if actor == "" {
+	switch {
+	case p.Role == config.RoleOperator:
+		// The operator's key is no key of the tenant: its entries say so.
+		actor = "operator:" + p.KeyName
+	case actor == "":
 		actor = "key:" + p.KeyName
 	}
 	e := store.AuditEntry{

@@ -29,6 +29,15 @@ type Error struct {
 	Code    string // stable, snake_case
 	Message string // for clients: written here, never a Redis or ARI error's text
 	Field   string // the request field at fault, when there is one
+	// Fields are the problems of an invalid directory change (admin.go), each naming the
+	// directory field at fault as check-config does.
+	Fields []FieldProblem
+}
+
+// FieldProblem is one problem of a field.
+type FieldProblem struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

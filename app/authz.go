@@ -24,6 +24,10 @@ const (
 	// PermEvents: the tenant's live events, each filtered by SeesEvent (eventauthz.go). Every
 	// role.
 	PermEvents
+	// PermDirectory: the directory administration routes (/v1/tenants...). Admin keys, for
+	// their own tenant, and operator keys, for every tenant; the Admin's methods decide which
+	// tenant and which change (admin.go).
+	PermDirectory
 )
 
 // Authorize returns nil when p's role grants perm, else an *Error of kind ErrForbidden.
@@ -36,6 +40,8 @@ func (p Principal) Authorize(perm Permission) error {
 		ok = p.Role == config.RoleAdmin
 	case PermEvents:
 		ok = p.Role.Valid()
+	case PermDirectory:
+		ok = p.Role == config.RoleAdmin || p.Role == config.RoleOperator
 	}
 	if !ok {
 		return apiError(ErrForbidden, "forbidden", "an API key with role "+p.Role.String()+" may not do this")

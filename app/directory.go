@@ -176,42 +176,13 @@ func (s *DirectorySync) Run(ctx context.Context) {
 }
 
 // Update changes the tenants in Redis: change gets a copy of the tenants in force at the
-// revision it replaces and returns the next ones, which must validate as a whole; it may
-// return an error to write nothing (its error is returned as it is). by names who changed
-// it. The new directory is put in force on this instance before Update returns, and on the
-// others within Poll.
+// revision it replaces and returns the next ones, which must validate as a whole (else an
+// error wrapping ErrInvalidDirectory); it may return an error to write nothing (its error is
+// returned as it is; ErrNoChange writes nothing and is no error). by names who changed it. The
+// new directory is put in force on this instance before Update returns, and on the others
+// within Poll. It is Edit without a revision condition or a commit step.
 func (s *DirectorySync) Update(ctx context.Context, by string, change func(cur []config.Tenant) ([]config.Tenant, error)) (int64, error) {
-	var built *config.Directory
-	doc, err := s.st.UpdateDirectory(ctx, func(cur store.DirectoryDoc) (store.DirectoryChange, error) {
-		var tenants []config.Tenant
-		if cur.Rev > 0 {
-			var err error
-			if tenants, err = config.DecodeDirectory(cur.Doc); err != nil {
-				return store.DirectoryChange{}, err
-			}
-		}
-		next, err := change(tenants)
-		if err != nil {
-			return store.DirectoryChange{}, err
-		}
-		if built, err = s.Build(next); err != nil {
-			return store.DirectoryChange{}, fmt.Errorf("%w: %w", ErrInvalidDirectory, err)
-		}
-		b, err := config.EncodeDirectory(next)
-		if err != nil {
-			return store.DirectoryChange{}, err
-		}
-		return store.DirectoryChange{Doc: b, By: by}, nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if built != nil && s.live.Advance(built, doc.Rev) {
-		if s.OnChange != nil {
-			s.OnChange(ctx, built, doc.Rev)
-		}
-	}
-	return doc.Rev, nil
+	return s.Edit(ctx, by, func(cur []config.Tenant, _ int64) ([]config.Tenant, error) { return change(cur) }, nil)
 }
 
 // ErrInvalidDirectory: a change would leave a directory that does not validate; the error

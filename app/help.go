@@ -217,7 +217,7 @@ func (a *App) HelpRequest(ctx context.Context, p Principal, id string) (store.He
 	if !a.mayHelp(p, h.Agent) {
 		return store.HelpRequest{}, apiError(ErrForbidden, "not_allowed", "this help request is of an agent you may not supervise")
 	}
-	return h, nil
+	return p.HelpFor(h), nil // eventview.go: an agent never sees the supervision an accept started
 }
 
 // HelpRequests lists the requests the principal may see, oldest first.
@@ -233,9 +233,13 @@ func (a *App) HelpRequests(ctx context.Context, p Principal, f HelpFilter) ([]st
 	if err != nil {
 		return nil, storeFailure(err)
 	}
-	return slices.DeleteFunc(all, func(h store.HelpRequest) bool {
+	all = slices.DeleteFunc(all, func(h store.HelpRequest) bool {
 		return (f.Status != "" && h.State != f.Status) || (f.Agent != "" && h.Agent != f.Agent) || !a.mayHelp(p, h.Agent)
-	}), nil
+	})
+	for i := range all {
+		all[i] = p.HelpFor(all[i])
+	}
+	return all, nil
 }
 
 // Accept accepts an open request as the supervisor (exactly one accept wins; the others get
@@ -349,7 +353,7 @@ func (a *App) finishHelp(ctx context.Context, p Principal, id, action string) (s
 		return store.HelpRequest{}, storeFailure(err)
 	}
 	a.notify(h.Tenant, note, h)
-	return h, nil
+	return p.HelpFor(h), nil
 }
 
 // closeHelpOfEndedCalls closes the active requests of calls that ended (reason call_ended). It

@@ -77,6 +77,7 @@ func TestContract(t *testing.T) {
 			{"PlaybackBlocksCommands", contractPlaybackBlocksCommands},
 			{"Recording", contractRecording},
 			{"EndpointsAndApplications", contractEndpointsAndApplications},
+			{"ModulesAndGlobals", contractModulesAndGlobals},
 			{"EventFilter", contractEventFilter},
 			{"Unauthorized", contractUnauthorized},
 			{"Reconnect", contractReconnect},

@@ -1,6 +1,7 @@
 // Package ari is earpiece's client for the Asterisk REST Interface (ARI):
 // typed REST calls for the channels, bridges, endpoints, applications,
-// playbacks and recordings resources, and one ordered, bounded stream of
+// playbacks and recordings resources and part of asterisk (info, modules,
+// global variables), and one ordered, bounded stream of
 // typed Stasis events read from the events WebSocket, with reconnection and
 // the connection's state changes delivered in the same stream.
 //

@@ -110,6 +110,13 @@ func TestRequests(t *testing.T) {
 	}{
 		{"AsteriskInfo", func() error { _, err := c.AsteriskInfo(ctx); return err }, "GET", "/ari/asterisk/info", q{}, ""},
 		{"Ping", func() error { _, err := c.Ping(ctx); return err }, "GET", "/ari/asterisk/ping", q{}, ""},
+		{"ListModules", func() error { _, err := c.ListModules(ctx); return err }, "GET", "/ari/asterisk/modules", q{}, ""},
+		{"GetModule", func() error { _, err := c.GetModule(ctx, "pbx_config.so"); return err }, "GET", "/ari/asterisk/modules/pbx_config.so", q{}, ""},
+		{"ReloadModule", func() error { return c.ReloadModule(ctx, "pbx_config.so") }, "PUT", "/ari/asterisk/modules/pbx_config.so", q{}, ""},
+		{"LoadModule", func() error { return c.LoadModule(ctx, "bridge_softmix.so") }, "POST", "/ari/asterisk/modules/bridge_softmix.so", q{}, ""},
+		{"UnloadModule escapes", func() error { return c.UnloadModule(ctx, "a/b c") }, "DELETE", "/ari/asterisk/modules/a%2Fb%20c", q{}, ""},
+		{"GlobalVar", func() error { _, err := c.GlobalVar(ctx, "DIALPLAN_EXISTS(a,b,1)"); return err }, "GET", "/ari/asterisk/variable", q{"variable": {"DIALPLAN_EXISTS(a,b,1)"}}, ""},
+		{"SetGlobalVar empty value", func() error { return c.SetGlobalVar(ctx, "EARPIECE_X", "") }, "POST", "/ari/asterisk/variable", q{"variable": {"EARPIECE_X"}, "value": {""}}, ""},
 		{"ListChannels", func() error { _, err := c.ListChannels(ctx); return err }, "GET", "/ari/channels", q{}, ""},
 		{"GetChannel escapes", func() error { _, err := c.GetChannel(ctx, "loc/al;2 x"); return err }, "GET", "/ari/channels/loc%2Fal%3B2%20x", q{}, ""},
 		{"Originate with id", func() error {
@@ -273,6 +280,42 @@ func TestResponses(t *testing.T) {
 	}
 	if (AsteriskInfo{}).EntityID() != "" {
 		t.Error("EntityID of empty info")
+	}
+
+	for _, tc := range []struct {
+		version string
+		major   int
+		ok      bool
+	}{{"22.10.1", 22, true}, {"22.10.1+dfsg+~cs6.17.60671434-1", 22, true}, {"certified/18.9-cert4", 18, true}, {"20", 20, true}, {"GIT-master-abc", 0, false}, {"", 0, false}} {
+		info := AsteriskInfo{System: &SystemInfo{Version: tc.version}}
+		if n, ok := info.MajorVersion(); n != tc.major || ok != tc.ok || info.Version() != tc.version {
+			t.Errorf("MajorVersion of %q = %d, %v, want %d, %v", tc.version, n, ok, tc.major, tc.ok)
+		}
+	}
+	if _, ok := (AsteriskInfo{}).MajorVersion(); ok || (AsteriskInfo{}).Version() != "" {
+		t.Error("version of empty info")
+	}
+
+	s.reply(200, `[{"name":"pbx_config.so","description":"Text Extension Configuration","use_count":0,"status":"Running","support_level":"core"},{"name":"features","description":"Call Features","use_count":1,"status":"Running","support_level":"core"}]`)
+	mods, err := c.ListModules(ctx)
+	if err != nil || len(mods) != 2 || mods[0].Name != "pbx_config.so" || mods[0].Status != ModuleRunning || mods[1].UseCount != 1 || mods[1].SupportLevel != "core" {
+		t.Errorf("ListModules = %+v, %v", mods, err)
+	}
+	s.reply(200, `{"name":"features","description":"Call Features","use_count":1,"status":"Running","support_level":"core"}`)
+	if m, err := c.GetModule(ctx, "features"); err != nil || m.Description != "Call Features" {
+		t.Errorf("GetModule = %+v, %v", m, err)
+	}
+	s.reply(200, `{"value":"d11f8c7d"}`)
+	if v, err := c.GlobalVar(ctx, "EARPIECE_DIALPLAN"); err != nil || v != "d11f8c7d" {
+		t.Errorf("GlobalVar = %q, %v", v, err)
+	}
+	s.reply(404, `{"message":"Module not found in running modules"}`)
+	if err := c.ReloadModule(ctx, "nope.so"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ReloadModule of a module not loaded = %v, want ErrNotFound", err)
+	}
+	s.reply(409, `{"message":"Module does not support reloading"}`)
+	if err := c.ReloadModule(ctx, "app_dial.so"); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "does not support reloading") {
+		t.Errorf("ReloadModule of a module that cannot = %v, want ErrConflict", err)
 	}
 
 	s.reply(200, `{"technology":"PJSIP","resource":"1001","state":"online","channel_ids":["ch-1","ch-2"]}`)

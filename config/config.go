@@ -57,6 +57,8 @@ type Config struct {
 	ARI   ARI   `yaml:"ari"`
 	Redis Redis `yaml:"redis"`
 	HTTP  HTTP  `yaml:"http"`
+	// Dialplan is where earpiece keeps the rendered dialplan up to date (dialplan.go).
+	Dialplan Dialplan `yaml:"dialplan"`
 	// OperatorKeys are the platform operator's API keys: they administer the tenants (create,
 	// delete, switch supervision on and off) and act in none. They belong to the services part
 	// of the configuration, not to the directory: they are never written to Redis (the
@@ -157,6 +159,13 @@ type Tenant struct {
 	// DialingRules are the tenant's feature codes; an absent or empty field
 	// takes the default (*90/*91/*92, DTMF 0/1/2).
 	DialingRules dialplan.Rules `yaml:"dialing_rules"`
+	// Endpoints are the devices the operator gives the tenant, as patterns (endpoints.go):
+	// PJSIP/744 exactly, or a literal TECH/ and resource prefix ending in * (PJSIP/7*,
+	// PJSIP/acme-*). Each extension's endpoint must match one of them; no two tenants' patterns
+	// overlap. Without any, the tenant's extensions' endpoints are the operator's to set (the
+	// file, or an operator key through the API). Only the operator changes them. omitempty keeps
+	// the directory document of a tenant without them as it was (its hash included).
+	Endpoints []string `yaml:"endpoints,omitempty"`
 	// Announce is the announcement policy when a supervisor joins.
 	Announce Announce `yaml:"announce"`
 	// HelpRequests are the escalation and expiry timeouts of help requests (help.go).
@@ -309,7 +318,8 @@ func (c *Config) applyTenantDefaults() {
 // ApplyEnv overrides settings from the environment, read through lookup
 // (pass os.LookupEnv): EARPIECE_ARI_URL, EARPIECE_ARI_USER,
 // EARPIECE_ARI_PASSWORD, EARPIECE_ARI_APP, EARPIECE_REDIS_URL,
-// EARPIECE_HTTP_LISTEN, EARPIECE_HTTP_PUBLISHED, EARPIECE_AUDIT_KEY, and the secrets named by
+// EARPIECE_HTTP_LISTEN, EARPIECE_HTTP_PUBLISHED, EARPIECE_AUDIT_KEY,
+// EARPIECE_DIALPLAN_FILE, EARPIECE_FEATURES_FILE, and the secrets named by
 // secret_env and signing_secret_env. A variable that is unset or empty
 // changes nothing, so an unset variable interpolated by compose cannot blank
 // a setting.
@@ -327,6 +337,8 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		{EnvAuditKey, &c.Redis.AuditKey},
 		{EnvHTTPListen, &c.HTTP.Listen},
 		{EnvHTTPPublished, &c.HTTP.Published},
+		{EnvDialplanFile, &c.Dialplan.ExtensionsFile},
+		{EnvFeaturesFile, &c.Dialplan.FeaturesFile},
 	} {
 		if v, ok := lookup(o.env); ok && v != "" {
 			*o.dst = v

@@ -132,6 +132,8 @@ func TestApplyEnv(t *testing.T) {
 		"EARPIECE_HTTP_LISTEN":    ":9090",
 		"EARPIECE_HTTP_PUBLISHED": "127.0.0.1",
 		"EARPIECE_AUDIT_KEY":      "audit-checkpoint-key",
+		"EARPIECE_DIALPLAN_FILE":  "/shared/asterisk/extensions_earpiece.conf",
+		"EARPIECE_FEATURES_FILE":  "/shared/asterisk/features_earpiece.conf",
 		// The secrets sample.yaml's *_env settings name.
 		"EARPIECE_GLOBEX_ADMIN_SIGNING_SECRET": "globex-signing-secret-from-the-environment",
 		"EARPIECE_GLOBEX_WEBHOOK_SECRET":       "globex-webhook-secret",
@@ -145,6 +147,9 @@ func TestApplyEnv(t *testing.T) {
 	want := config.ARI{URL: "https://pbx.example:8089/ari", User: "ops", Password: "s3cret", App: "earpiece-b"}
 	if cfg.ARI != want || cfg.Redis.URL != "rediss://redis.example:6380/1" || cfg.Redis.AuditKey != "audit-checkpoint-key" || cfg.HTTP.Listen != ":9090" || cfg.HTTP.Published != "127.0.0.1" {
 		t.Errorf("after ApplyEnv: %+v %+v %+v", cfg.ARI, cfg.Redis, cfg.HTTP)
+	}
+	if cfg.Dialplan != (config.Dialplan{ExtensionsFile: "/shared/asterisk/extensions_earpiece.conf", FeaturesFile: "/shared/asterisk/features_earpiece.conf"}) {
+		t.Errorf("after ApplyEnv: %+v", cfg.Dialplan)
 	}
 	if got := cfg.Tenants[1].APIKeys[0].SigningSecret; got != env["EARPIECE_GLOBEX_ADMIN_SIGNING_SECRET"] {
 		t.Errorf("globex admin signing secret = %q, want the environment's", got)

@@ -31,6 +31,7 @@ type Directory struct {
 	byID      map[string]*tenantEntry
 	endpoints map[string]extRef            // normalised endpoint
 	keys      map[[sha256.Size]byte]keyRef // SHA-256 of the key
+	operators map[[sha256.Size]byte]*OperatorKey
 }
 
 type tenantEntry struct {
@@ -62,6 +63,15 @@ func NewDirectory(cfg *Config) (*Directory, error) {
 		byID:      map[string]*tenantEntry{},
 		endpoints: map[string]extRef{},
 		keys:      map[[sha256.Size]byte]keyRef{},
+		operators: map[[sha256.Size]byte]*OperatorKey{},
+	}
+	for i := range cfg.OperatorKeys {
+		k := cfg.OperatorKeys[i] // a copy: later changes to cfg do not reach the Directory
+		var sum [sha256.Size]byte
+		if n, err := hex.Decode(sum[:], []byte(k.SHA256)); err != nil || n != len(sum) {
+			return nil, fmt.Errorf("building directory: operator_keys[%s]: bad sha256", k.Name) // unreachable after Validate
+		}
+		d.operators[sum] = &k
 	}
 	for _, src := range cfg.Tenants {
 		te := &tenantEntry{
@@ -107,7 +117,23 @@ func NewDirectory(cfg *Config) (*Directory, error) {
 	return d, nil
 }
 
+// CloneTenants returns a deep copy of tenants, which the caller may change freely (every
+// slice of a tenant is copied).
+func CloneTenants(tenants []Tenant) []Tenant {
+	if tenants == nil {
+		return nil
+	}
+	out := make([]Tenant, len(tenants))
+	for i, t := range tenants {
+		t = cloneTenant(t)
+		t.Webhooks = slices.Clone(t.Webhooks)
+		out[i] = t
+	}
+	return out
+}
+
 func cloneTenant(t Tenant) Tenant {
+	t.Endpoints = slices.Clone(t.Endpoints)
 	t.Extensions = slices.Clone(t.Extensions)
 	t.APIKeys = slices.Clone(t.APIKeys)
 	t.HuntGroups = slices.Clone(t.HuntGroups)
@@ -174,6 +200,16 @@ func (d *Directory) Authenticate(key string) (*Tenant, *APIKey, bool) {
 		return nil, nil, false
 	}
 	return &ref.t.t, ref.key, true
+}
+
+// AuthenticateOperator finds the operator key whose SHA-256 is that of key, by hash as
+// Authenticate does. Operator keys belong to no tenant: Authenticate never returns one.
+func (d *Directory) AuthenticateOperator(key string) (*OperatorKey, bool) {
+	if key == "" {
+		return nil, false
+	}
+	k, ok := d.operators[sha256.Sum256([]byte(key))]
+	return k, ok
 }
 
 // CanSupervise applies the rule of who may supervise whom to a supervisor

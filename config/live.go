@@ -41,6 +41,15 @@ func (l *Live) Current() *Directory {
 	return nil
 }
 
+// Snapshot returns the directory in force and its revision, read together (Current and Rev
+// read apart may straddle a change).
+func (l *Live) Snapshot() (*Directory, int64) {
+	if c := l.cur.Load(); c != nil {
+		return c.d, c.rev
+	}
+	return nil, 0
+}
+
 // Rev is the revision of the directory in force (the store's counter; 0 for none).
 func (l *Live) Rev() int64 {
 	if c := l.cur.Load(); c != nil {

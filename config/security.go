@@ -41,6 +41,11 @@ func (c *Config) SampleCredentials() []string {
 	if c.ARI.Password == DefaultARIPassword {
 		out = append(out, fmt.Sprintf("ari.password is the published default %q (set EARPIECE_ARI_PASSWORD)", DefaultARIPassword))
 	}
+	for _, k := range c.OperatorKeys {
+		if IsSampleKeyHash(k.SHA256) {
+			out = append(out, fmt.Sprintf("operator_keys[%s] is a published sample key (replace its sha256 with your own key's)", k.Name))
+		}
+	}
 	for _, t := range c.Tenants {
 		for _, k := range t.APIKeys {
 			if IsSampleKeyHash(k.SHA256) {

@@ -27,6 +27,9 @@ const maxIDLen = 64
 // named by index. Dialing-rule problems keep the dialplan sentinels
 // (errors.Is(err, dialplan.ErrConflict) works through the join).
 //
+// Each problem is a *FieldError (FieldErrors lists them), so that a caller
+// can show the field and the message apart without parsing the text.
+//
 // Validate expects defaults to have been applied (Load does it); without
 // them, empty fields are reported as missing.
 func (c *Config) Validate() error {
@@ -34,6 +37,9 @@ func (c *Config) Validate() error {
 	c.validateServices(&v)
 	v.endpoints = map[string]string{}
 	v.keyHashes = map[string]string{}
+	// Operator keys first, so that a tenant key reusing one is reported at the tenant key.
+	c.validateOperatorKeys(&v)
+	v.endpointRanges(c.Tenants)
 	tenantIDs := map[string]int{}
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
@@ -49,7 +55,7 @@ func (c *Config) Validate() error {
 			tenantIDs[t.ID] = i
 			where = fmt.Sprintf("tenants[%s]", t.ID)
 		}
-		v.tenant(where, t)
+		v.tenant(where, i, t)
 		for j, w := range t.Webhooks {
 			wh := fmt.Sprintf("%s.webhooks[%d]", where, j)
 			if err := CheckWebhookURL(w.URL, w.AllowLocal); err != nil {
@@ -113,6 +119,7 @@ func (c *Config) validateServices(v *validator) {
 			v.add("http.rate_limits."+r.name, "per_second %v, burst %d: want 0 (the default) or more", r.r.PerSecond, r.r.Burst)
 		}
 	}
+	c.Dialplan.validate(v)
 }
 
 // validator collects problems, and the cross-tenant uniqueness indexes.
@@ -120,10 +127,91 @@ type validator struct {
 	errs      []error
 	endpoints map[string]string // normalised endpoint -> where first seen
 	keyHashes map[string]string // lower-case hex sha256 -> where first seen
+	// ranges are every tenant's valid endpoints patterns; rangeProblems, the problems of each
+	// tenant's patterns (endpoints.go).
+	ranges        []endpointRange
+	rangeProblems map[int][]error
 }
 
 func (v *validator) add(where, format string, args ...any) {
-	v.errs = append(v.errs, fmt.Errorf("%s: "+format, append([]any{where}, args...)...))
+	v.errs = append(v.errs, &FieldError{Field: where, Err: fmt.Errorf(format, args...)})
+}
+
+// clash is add for a value that must be unique and was first used at first.
+func (v *validator) clash(where, first, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Field: where, Err: fmt.Errorf(format, args...), Conflict: first})
+}
+
+// FieldError is one problem Validate found: Field is where it is, as check-config names it
+// (tenants[acme].hunt_groups[support].members[2]), and Err what it is. Its text is
+// "Field: Err".
+type FieldError struct {
+	Field string
+	Err   error
+	// Conflict, for a value that must be unique (an endpoint across tenants, a key's hash), is
+	// where the same value was met first; "" otherwise.
+	Conflict string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// FieldErrors returns the *FieldError problems in err's tree (a Validate result, however
+// wrapped), in order.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	var walk func(error)
+	walk = func(err error) {
+		if fe, ok := err.(*FieldError); ok { //nolint:errorlint // walking the tree by hand
+			out = append(out, fe)
+			return
+		}
+		switch u := err.(type) { //nolint:errorlint // walking the tree by hand
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			if e := u.Unwrap(); e != nil {
+				walk(e)
+			}
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
+// validateOperatorKeys checks operator_keys: names present and unique, hashes well formed and
+// never another key's.
+func (c *Config) validateOperatorKeys(v *validator) {
+	names := map[string]int{}
+	for i, k := range c.OperatorKeys {
+		w := fmt.Sprintf("operator_keys[%d]", i)
+		switch first, dup := names[k.Name]; {
+		case k.Name == "":
+			v.add(w, "name: required")
+		case dup:
+			v.add(w, "name %q already used by operator_keys[%d]", k.Name, first)
+		default:
+			names[k.Name] = i
+			w = fmt.Sprintf("operator_keys[%s]", k.Name)
+		}
+		v.keyHash(w, k.SHA256)
+	}
+}
+
+// keyHash checks an API key's sha256 at where and records it, so that no two keys (of any
+// tenant or the operator) are the same key: authentication finds a key by its hash alone.
+func (v *validator) keyHash(where, sha string) {
+	if sum, err := hex.DecodeString(sha); err != nil || len(sum) != 32 {
+		v.add(where, "sha256: want the key's SHA-256 as 64 hex digits")
+	} else if first, dup := v.keyHashes[strings.ToLower(sha)]; dup {
+		v.clash(where, first, "sha256: same key as %s", first)
+	} else {
+		v.keyHashes[strings.ToLower(sha)] = where
+	}
 }
 
 // url parses an absolute URL with a host, reporting why not.
@@ -145,7 +233,8 @@ func (v *validator) url(where, raw string) (*url.URL, bool) {
 	return u, true
 }
 
-func (v *validator) tenant(where string, t *Tenant) {
+// tenant checks tenant i (t), named where.
+func (v *validator) tenant(where string, i int, t *Tenant) {
 	if !t.Announce.Valid() {
 		v.add(where+".announce", "%q: want none or beep", t.Announce)
 	}
@@ -154,16 +243,17 @@ func (v *validator) tenant(where string, t *Tenant) {
 	}
 	if err := t.DialingRules.Validate(); err != nil {
 		for _, e := range unjoin(err) {
-			v.errs = append(v.errs, fmt.Errorf("%s.dialing_rules: %w", where, e))
+			v.errs = append(v.errs, &FieldError{Field: where + ".dialing_rules", Err: e})
 		}
 	}
 	t.HelpRequests.validate(v, where+".help_requests")
+	v.errs = append(v.errs, v.rangeProblems[i]...)
 
 	numbers := map[string]int{}
 	exts := map[string]*Extension{}
-	for i := range t.Extensions {
-		e := &t.Extensions[i]
-		w := fmt.Sprintf("%s.extensions[%d]", where, i)
+	for j := range t.Extensions {
+		e := &t.Extensions[j]
+		w := fmt.Sprintf("%s.extensions[%d]", where, j)
 		switch first, dup := numbers[e.Number]; {
 		case e.Number == "":
 			v.add(w, "number: required")
@@ -172,7 +262,7 @@ func (v *validator) tenant(where string, t *Tenant) {
 		case dup:
 			v.add(w, "number %q already used by extensions[%d]", e.Number, first)
 		default:
-			numbers[e.Number] = i
+			numbers[e.Number] = j
 			exts[e.Number] = e
 		}
 		switch norm, ok := normalizeEndpoint(e.Endpoint); {
@@ -182,10 +272,11 @@ func (v *validator) tenant(where string, t *Tenant) {
 			v.add(w, "endpoint %q: want TECH/resource, e.g. PJSIP/744", e.Endpoint)
 		default:
 			if first, dup := v.endpoints[norm]; dup {
-				v.add(w, "endpoint %q already used by %s", e.Endpoint, first)
+				v.clash(w, first, "endpoint %q already used by %s", e.Endpoint, first)
 			} else {
 				v.endpoints[norm] = w
 			}
+			v.endpointInRange(w, i, t, e.Endpoint, norm)
 		}
 		if !e.Role.Valid() {
 			v.add(w, "role %q: want agent, supervisor or admin", e.Role)
@@ -241,16 +332,12 @@ func (v *validator) tenant(where string, t *Tenant) {
 		switch {
 		case k.Role == "":
 			v.add(w, "role: required")
+		case k.Role == RoleOperator:
+			v.add(w, "role operator: a tenant's key cannot be an operator's (operator_keys, at the top level, are)")
 		case !k.Role.Valid():
 			v.add(w, "role %q: want agent, supervisor or admin", k.Role)
 		}
-		if sum, err := hex.DecodeString(k.SHA256); err != nil || len(sum) != 32 {
-			v.add(w, "sha256: want the key's SHA-256 as 64 hex digits")
-		} else if first, dup := v.keyHashes[strings.ToLower(k.SHA256)]; dup {
-			v.add(w, "sha256: same key as %s", first)
-		} else {
-			v.keyHashes[strings.ToLower(k.SHA256)] = w
-		}
+		v.keyHash(w, k.SHA256)
 		switch {
 		case k.SigningSecret != "" && len(k.SigningSecret) < MinSigningSecretLen:
 			v.add(w, "signing_secret: want at least %d characters (openssl rand -hex 32)", MinSigningSecretLen)
@@ -322,21 +409,8 @@ func validName(s string) bool {
 // digits and . _ - + @.
 func normalizeEndpoint(s string) (string, bool) {
 	tech, res, ok := strings.Cut(s, "/")
-	if !ok || tech == "" || res == "" {
+	if !ok || res == "" || !validTech(tech) || !validResource(res) {
 		return "", false
-	}
-	for i := 0; i < len(tech); i++ {
-		c := tech[i]
-		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-		if !(letter || i > 0 && ('0' <= c && c <= '9' || c == '_')) {
-			return "", false
-		}
-	}
-	for i := 0; i < len(res); i++ {
-		c := res[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-+@", c) >= 0) {
-			return "", false
-		}
 	}
 	return strings.ToUpper(tech) + "/" + res, true
 }

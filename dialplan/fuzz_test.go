@@ -103,3 +103,48 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRenderHint checks that a hint cannot break out of its line: Render accepts a hint only when
+// its extension is 1-32 digits and its device TECH/resource of safe characters, and then the
+// output is the hint-less output with exactly the hint block added; otherwise it refuses with
+// ErrInvalidHint and writes nothing.
+func FuzzRenderHint(f *testing.F) {
+	f.Add("744", "PJSIP/744")
+	f.Add("744", "PJSIP/744,1,Dial(PJSIP/999)")
+	f.Add("744\nexten => s,1,Dial(x)", "PJSIP/744")
+	f.Add("744", "PJSIP/744\n[evil]")
+	f.Add("744", "PJSIP/${SHELL(id)}")
+	f.Add("744", "PJSIP/744&Custom:DND744")
+	f.Add("_7XX", "PJSIP/744")
+	f.Add("0", "a/b")
+	f.Fuzz(func(t *testing.T, exten, device string) {
+		var without, with strings.Builder
+		if err := dialplan.Render(&without, "acme", dialplan.DefaultRules(), dialplan.RenderOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w := &countingWriter{}
+		opts := dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: exten, Device: device}}}
+		err := dialplan.Render(w, "acme", dialplan.DefaultRules(), opts)
+		valid := dialplan.ValidTarget(exten) && dialplan.ValidDevice(device)
+		if err != nil {
+			if valid || !errors.Is(err, dialplan.ErrInvalidHint) || w.calls != 0 {
+				t.Fatalf("Render(hint %q %q) = %v after %d writes (valid %v)", exten, device, err, w.calls, valid)
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("Render accepted hint %q %q", exten, device)
+		}
+		if strings.ContainsAny(exten+device, ",;&()$[]{}\"'\\ \t\r\n\x00") {
+			t.Fatalf("accepted hint %q %q carries a character special on a dialplan line", exten, device)
+		}
+		if err := dialplan.Render(&with, "acme", dialplan.DefaultRules(), opts); err != nil {
+			t.Fatal(err)
+		}
+		block := "; BLF hints: a lamp key subscribes to <extension>@earpiece-acme\n" +
+			"exten => " + exten + ",hint," + device + "\n\n"
+		if got := strings.Replace(with.String(), block, "", 1); got != without.String() || !strings.Contains(with.String(), "[earpiece-acme]\n"+block) {
+			t.Fatalf("hint %q %q: the output is not the hint-less one plus the hint block:\n%s", exten, device, with.String())
+		}
+	})
+}

@@ -23,6 +23,13 @@ const (
 // too long. Such names could break out of the generated dialplan line.
 var ErrInvalidName = errors.New("invalid name (want 1-64 ASCII letters, digits, '-' or '_')")
 
+// ErrInvalidHint: a Hint handed to Render has an extension that is not 1-32 digits, a device
+// that is not TECH/resource made of safe characters, or an extension listed twice.
+var ErrInvalidHint = errors.New("invalid hint")
+
+// maxDeviceLen caps a hint's device (Asterisk keeps hint devices in a fixed buffer).
+const maxDeviceLen = 128
+
 // RenderOptions tune Render. The zero value is ready to use.
 type RenderOptions struct {
 	// Context is the dialplan context to write; default "earpiece-<tenant>".
@@ -30,6 +37,54 @@ type RenderOptions struct {
 	Context string
 	// App is the Stasis application; default DefaultApp.
 	App string
+	// Hints are the tenant's BLF hints, written in Context in this order.
+	Hints []Hint
+}
+
+// Hint is one BLF hint: "exten => <Exten>,hint,<Device>" in the tenant's context, so that a
+// supervisor's lamp key subscribed to <Exten>@<context> shows whether the extension is idle,
+// ringing or in a call (and the same key then dials the spy code with it). A hint is an
+// extension with no priority 1: it never answers a call, and a call to the number keeps
+// reaching the PBX's own extension, whether in the same context or in a later include.
+type Hint struct {
+	Exten  string // the extension number: 1 to 32 digits (ValidTarget)
+	Device string // the device whose state the lamp shows: TECH/resource, e.g. PJSIP/744
+}
+
+// validate reports why h cannot be written as a dialplan line, or nil.
+func (h Hint) validate() error {
+	if !ValidTarget(h.Exten) {
+		return fmt.Errorf("hint %q: extension: want 1-%d digits: %w", h.Exten, MaxTargetLen, ErrInvalidHint)
+	}
+	if !ValidDevice(h.Device) {
+		return fmt.Errorf("hint %s: device %q: want TECH/resource (letters, digits and . _ - + @): %w", h.Exten, h.Device, ErrInvalidHint)
+	}
+	return nil
+}
+
+// ValidDevice reports whether s is a device Render writes in a hint: TECH/resource, TECH a letter
+// then letters, digits or '_', resource ASCII letters, digits and '.', '_', '-', '+', '@' (the
+// endpoints config accepts), at most 128 characters. None of them is special on a dialplan line
+// (',' ';' '&' '(' ')' '$' and whitespace would be).
+func ValidDevice(s string) bool {
+	tech, res, ok := strings.Cut(s, "/")
+	if !ok || tech == "" || res == "" || len(s) > maxDeviceLen {
+		return false
+	}
+	for i := 0; i < len(tech); i++ {
+		c := tech[i]
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !(letter || i > 0 && ('0' <= c && c <= '9' || c == '_')) {
+			return false
+		}
+	}
+	for i := 0; i < len(res); i++ {
+		c := res[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-+@", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // Render writes the extensions.conf snippet that sends tenant's feature codes
@@ -59,6 +114,10 @@ type RenderOptions struct {
 // needs at least two characters after the prefix, so a one-digit extension
 // could not be supervised.
 //
+// Before the codes come the BLF hints of opts.Hints, one line each:
+//
+//	exten => 744,hint,PJSIP/744
+//
 // Last comes the tenant's agent context, Context + AgentContextSuffix (see
 // writeAgentHandler), which turns on the in-call help key on an agent's channel.
 //
@@ -86,6 +145,16 @@ func Render(w io.Writer, tenant string, r Rules, opts RenderOptions) error {
 	if err := r.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	seen := make(map[string]bool, len(opts.Hints))
+	for _, h := range opts.Hints {
+		switch err := h.validate(); {
+		case err != nil:
+			errs = append(errs, err)
+		case seen[h.Exten]:
+			errs = append(errs, fmt.Errorf("hint %s: listed twice: %w", h.Exten, ErrInvalidHint))
+		}
+		seen[h.Exten] = true
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("render dialplan for tenant %q: %w", tenant, err)
 	}
@@ -101,6 +170,13 @@ func Render(w io.Writer, tenant string, r Rules, opts RenderOptions) error {
 		fmt.Fprintf(&b, "%s %s %s", sep, r.DigitFor(m), m)
 	}
 	fmt.Fprintf(&b, "\n[%s]\n", opts.Context)
+	if len(opts.Hints) > 0 {
+		fmt.Fprintf(&b, "; BLF hints: a lamp key subscribes to <extension>@%s\n", opts.Context)
+		for _, h := range opts.Hints {
+			fmt.Fprintf(&b, "exten => %s,hint,%s\n", h.Exten, h.Device)
+		}
+		b.WriteString("\n")
+	}
 	for i, m := range modes {
 		if i > 0 {
 			b.WriteString("\n")

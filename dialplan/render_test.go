@@ -43,6 +43,9 @@ func TestRenderGolden(t *testing.T) {
 		{"render_default.golden", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{}},
 		{"render_custom.golden", "globex", legacy, dialplan.RenderOptions{}},
 		{"render_options.golden", "Initech_2", hashes, dialplan.RenderOptions{Context: "from-internal-supervision", App: "earpiece-staging"}},
+		{"render_hints.golden", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{
+			{Exten: "744", Device: "PJSIP/744"}, {Exten: "700", Device: "pjsip/acme-700"}, {Exten: "0012", Device: "SIP/trunk.b+c@x_y"},
+		}}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			var b bytes.Buffer
@@ -87,6 +90,22 @@ func TestRenderRefusesBadInput(t *testing.T) {
 		{"bad context", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Context: "a b"}, dialplan.ErrInvalidName, ""},
 		{"bad app", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{App: "earpiece)"}, dialplan.ErrInvalidName, ""},
 		{"invalid rules", "acme", dialplan.Rules{}, dialplan.RenderOptions{}, dialplan.ErrInvalidRule, ""},
+		{"hint with letters", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "74a", Device: "PJSIP/744"}}}, dialplan.ErrInvalidHint,
+			`render dialplan for tenant "acme": hint "74a": extension: want 1-32 digits: invalid hint`},
+		{"hint empty exten", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Device: "PJSIP/744"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint pattern exten", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "_7XX", Device: "PJSIP/744"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint exten too long", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: strings.Repeat("1", 33), Device: "PJSIP/744"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint device with comma", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "PJSIP/744,1,Dial(x)"}}}, dialplan.ErrInvalidHint,
+			`render dialplan for tenant "acme": hint 744: device "PJSIP/744,1,Dial(x)": want TECH/resource (letters, digits and . _ - + @): invalid hint`},
+		{"hint device with newline", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "PJSIP/744\nexten => s,1,Dial(x)"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint device with ampersand", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "PJSIP/744&Custom:x"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint device with semicolon", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "PJSIP/744;x"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint device with variable", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "PJSIP/${X}"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint device without tech", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "744"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint device with two slashes", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "PJSIP/a/b"}}}, dialplan.ErrInvalidHint, ""},
+		{"hint device too long", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "PJSIP/" + strings.Repeat("a", 123)}}}, dialplan.ErrInvalidHint, ""},
+		{"hint twice", "acme", dialplan.DefaultRules(), dialplan.RenderOptions{Hints: []dialplan.Hint{{Exten: "744", Device: "PJSIP/744"}, {Exten: "744", Device: "PJSIP/745"}}}, dialplan.ErrInvalidHint,
+			`render dialplan for tenant "acme": hint 744: listed twice: invalid hint`},
 		{"conflicting rules", "acme", dialplan.Rules{SpyPrefix: "*9", WhisperPrefix: "*91", BargePrefix: "*92", SpyDTMF: "0", WhisperDTMF: "1", BargeDTMF: "2"}, dialplan.RenderOptions{}, dialplan.ErrConflict, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

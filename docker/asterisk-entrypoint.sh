@@ -30,6 +30,12 @@
 #                          address, space-separated (default or empty: 172.16.0.0/12
 #                          127.0.0.0/8, Docker's default networks and loopback)
 #   CONF_SRC               where asterisk-conf/ is mounted (default: /etc/asterisk-earpiece)
+#   DIALPLAN_DIR           when set, a directory shared with earpiece, which writes the rendered
+#                          dialplan there (extensions_earpiece.conf, features_earpiece.conf) and
+#                          reloads it through ARI: /etc/asterisk's two files become links to it,
+#                          seeded from $CONF_SRC's the first time
+#   DIALPLAN_OWNER         uid:gid given DIALPLAN_DIR and its files, earpiece's user (it replaces
+#                          the files by renaming new ones into the directory)
 set -eu
 
 src=${CONF_SRC:-/etc/asterisk-earpiece}
@@ -181,6 +187,20 @@ fi
 
 chown root:asterisk "$etc"/*.conf
 chmod 0640 "$etc"/*.conf
+
+# The rendered dialplan lives in the directory earpiece writes; the project's copies seed it.
+if [ -n "${DIALPLAN_DIR:-}" ]; then
+  [ -n "${DIALPLAN_OWNER:-}" ] || die "DIALPLAN_DIR needs DIALPLAN_OWNER (earpiece's uid:gid)"
+  mkdir -p "$DIALPLAN_DIR"
+  for f in extensions_earpiece.conf features_earpiece.conf; do
+    [ -f "$etc/$f" ] || die "DIALPLAN_DIR: no $f in $src to seed it with"
+    [ -f "$DIALPLAN_DIR/$f" ] || install -m 0644 "$etc/$f" "$DIALPLAN_DIR/$f"
+    rm -f "$etc/$f"
+    ln -s "$DIALPLAN_DIR/$f" "$etc/$f"
+  done
+  chown "$DIALPLAN_OWNER" "$DIALPLAN_DIR" "$DIALPLAN_DIR/extensions_earpiece.conf" "$DIALPLAN_DIR/features_earpiece.conf"
+  log "dialplan: $DIALPLAN_DIR (written by earpiece)"
+fi
 
 # Asterisk's own directories (volumes mounted over them may come with other owners). Owners
 # only: Debian makes some of them 0750 and changing the mode of a directory asterisk owns would

@@ -141,6 +141,17 @@ const (
 	// chanDirectory is the Pub/Sub channel announcing each new directory revision.
 	chanDirectory = Prefix + "directory:changed"
 
+	// keyProbe + random hex → string: written and deleted at once by ProbeWrite (`earpiece
+	// doctor`: does Redis accept writes?). TTL 10 s, should the delete never come.
+	keyProbe = Prefix + "probe:"
+
+	// keyWebSession + lower-case hex SHA-256 of a dashboard session token (the browser's
+	// cookie value; the token itself is never stored) → hash (fields doc: the WebSession as
+	// JSON, with the SHA-256 of the API key it was opened with and its CSRF token; exp: its
+	// absolute end in Unix ms). TTL the idle timeout, re-armed by each request of the session
+	// but never past exp (websession.go); deleted at sign-out.
+	keyWebSession = Prefix + "websession:"
+
 	keyHelp        = Prefix + "help:"
 	helpReqSuffix  = ":req:"
 	helpCallSuffix = ":call:"

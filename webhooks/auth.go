@@ -80,6 +80,12 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // (in memory), then among the keys created through the API (Redis, by SHA-256). It then
 // checks the request signature when one is sent or required. Keys are never logged or kept.
 func (s *Server) authenticateKey(c *echo.Context) (app.Principal, authInfo, error) {
+	if c.Request().Header.Get(echo.HeaderAuthorization) == "" {
+		// No key: the dashboard's session cookie, if any (session.go).
+		if p, auth, ok, err := s.authenticateSession(c); ok {
+			return p, auth, err
+		}
+	}
 	key, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
 	if !ok {
 		return app.Principal{}, authInfo{}, newError(http.StatusUnauthorized, codeUnauthorized, "missing or malformed Authorization: Bearer header")
@@ -145,6 +151,10 @@ func (s *Server) lookupKey(ctx context.Context, key string) (app.Principal, auth
 		return app.Principal{Tenant: t.ID, Role: k.Role, Extension: k.Extension, KeyName: k.Name},
 			authInfo{sha: sum, signingSecret: k.SigningSecret}, nil
 	}
+	// An operator key (the configuration's operator_keys): no tenant, role operator.
+	if k, ok := s.cfg.Directory.Current().AuthenticateOperator(key); ok {
+		return app.Principal{Role: config.RoleOperator, KeyName: k.Name}, authInfo{sha: sum}, nil
+	}
 	rec, err := s.cfg.Store.APIKeyByHash(ctx, sum)
 	if errors.Is(err, store.ErrNotFound) {
 		return app.Principal{}, authInfo{}, errBadKey
@@ -181,6 +191,17 @@ func (s *Server) allow(perm app.Permission) echo.MiddlewareFunc {
 			}
 			return next(c)
 		}
+	}
+}
+
+// inTenant refuses operator keys on the routes that act inside a tenant without a permission
+// of their own (help requests): an operator administers tenants and acts in none.
+func (s *Server) inTenant(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		if principal(c).Role == config.RoleOperator {
+			return newError(http.StatusForbidden, codeForbidden, "an operator key administers tenants and acts in none")
+		}
+		return next(c)
 	}
 }
 

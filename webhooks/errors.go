@@ -46,6 +46,8 @@ const (
 	codeSignatureReplayed   = "signature_replayed"
 	codeRateLimited         = "rate_limited"
 	codeHeadersTooLarge     = "headers_too_large"
+	codeInvalidHeader       = "invalid_header"
+	codePreconditionFailed  = "precondition_failed"
 )
 
 // countedNotLogged are the codes of refusals that a flood makes by the thousand: they are
@@ -107,6 +109,8 @@ var domainMessages = map[string]string{
 	codeForbidden: "forbidden",
 	codeConflict:  "conflict",
 	codeInvalid:   "invalid request",
+	// A bare app.ErrPrecondition; the app's own carry their message.
+	codePreconditionFailed: "precondition failed",
 }
 
 // errorResponse maps any error a handler returns to a status and the JSON body. Messages are
@@ -123,7 +127,7 @@ func errorResponse(err error) (int, errorBody) {
 				msg = failureMessages[codeInternal]
 			}
 		}
-		d.Message, d.Field = msg, ""
+		d.Message, d.Field, d.Fields = msg, "", nil
 	}
 	return status, errorBody{Error: d}
 }
@@ -147,7 +151,9 @@ func classify(err error) (int, errorDetail) {
 		if status == 0 { // an *app.Error without a known Kind is the app's bug
 			return http.StatusInternalServerError, detail(codeInternal, "", "")
 		}
-		return status, detail(de.Code, de.Message, de.Field)
+		d := detail(de.Code, de.Message, de.Field)
+		d.Fields = de.Fields
+		return status, d
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, detail(codeBodyTooLarge,
 			fmt.Sprintf("request body larger than %d bytes", mbe.Limit), "")
@@ -200,6 +206,8 @@ func domainStatus(err error) (int, string) {
 		return http.StatusUnprocessableEntity, codeInvalid
 	case errors.Is(err, app.ErrUnavailable):
 		return http.StatusServiceUnavailable, codeUnavailable
+	case errors.Is(err, app.ErrPrecondition):
+		return http.StatusPreconditionFailed, codePreconditionFailed
 	default:
 		return 0, ""
 	}

@@ -52,6 +52,8 @@ const (
 func (s *Server) events(c *echo.Context) error {
 	p := principal(c)
 	auth := authOf(c)
+	sess := webSessionOf(c)                // a dashboard session (session.go), or nil
+	checked := auth.fromStore || sess != nil // what authenticated the stream can end under it
 	req := c.Request()
 	last := req.Header.Get("Last-Event-ID")
 	field := "Last-Event-ID"
@@ -84,6 +86,10 @@ func (s *Server) events(c *echo.Context) error {
 			return unavailable("opening the event stream", err)
 		}
 		last = id
+	}
+	view, err := s.eventView(ctx, p) // dashboard_events.go: what this principal is shown
+	if err != nil {
+		return err
 	}
 
 	w := c.Response()
@@ -122,6 +128,9 @@ func (s *Server) events(c *echo.Context) error {
 	if !wrote(write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis))) {
 		return nil
 	}
+	if ev, ok := view.Initial(s.now()); ok && !wrote(write(shownEvent("", ev))) {
+		return nil
+	}
 
 	hb := s.cfg.HeartbeatInterval
 	nextBeat := time.Now().Add(hb)
@@ -134,6 +143,9 @@ func (s *Server) events(c *echo.Context) error {
 			if errors.Is(context.Cause(ctx), errKeyRevoked) {
 				reason = closedRevoked
 				_ = write([]byte(": closed: the API key was revoked\n\n"))
+			} else if errors.Is(context.Cause(ctx), errStreamSessionEnded) {
+				reason = closedRevoked
+				_ = write([]byte(": closed: the dashboard session ended\n\n"))
 			}
 			return nil
 		case <-s.closing:
@@ -147,11 +159,12 @@ func (s *Server) events(c *echo.Context) error {
 			_ = write([]byte(": closed: maximum stream lifetime; reconnect with Last-Event-ID\n\n"))
 			return nil
 		}
-		if auth.fromStore && !now.Before(nextKeyCheck) {
+		if checked && !now.Before(nextKeyCheck) {
 			nextKeyCheck = now.Add(s.cfg.KeyCheckInterval)
-			// A key revoked through another instance: its record is gone from Redis.
-			if _, err := s.cfg.Store.APIKeyByHash(ctx, auth.sha); errors.Is(err, store.ErrNotFound) {
-				cancel(errKeyRevoked)
+			// A key revoked through another instance (its record is gone from Redis), or a
+			// dashboard session that ended (session.go).
+			if err := s.streamAuthValid(ctx, p, auth, sess); err != nil {
+				cancel(err)
 				continue
 			}
 		}
@@ -162,7 +175,7 @@ func (s *Server) events(c *echo.Context) error {
 			nextBeat = time.Now().Add(hb)
 		}
 		block := min(time.Until(nextBeat), time.Until(end), maxBlock)
-		if auth.fromStore {
+		if checked {
 			block = min(block, time.Until(nextKeyCheck))
 		}
 		block = max(block, time.Millisecond)
@@ -182,9 +195,10 @@ func (s *Server) events(c *echo.Context) error {
 		}
 		buf.Reset()
 		for _, ev := range evs {
-			// Each principal gets only the events it may act on (app's rule).
-			if p.SeesEvent(s.cfg.Directory.Current(), ev.Type, ev.Data) {
-				writeEvent(&buf, ev)
+			// Each principal gets only the events it may act on, as it may see them (app's
+			// rules: eventauthz.go, eventview.go).
+			if shown, ok := view.Show(s.cfg.Directory.Current(), ev.Type, ev.Data); ok {
+				writeEvent(&buf, store.Event{ID: ev.ID, Type: shown.Type, Data: shown.Data})
 			}
 			last = ev.ID
 		}

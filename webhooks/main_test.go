@@ -35,6 +35,7 @@ const (
 	keyAdmin       = "acme-admin-key"   // acme, admin
 	keyGlobexAdmin = "globex-admin-key" // globex, admin
 	keyGlobexSup   = "globex-sup-key"   // globex, supervisor 300
+	keyOperator    = "operator-key"     // the platform operator (operator_keys)
 )
 
 // signingSecret is the signing secret the test configuration gives the bootstrap key key.
@@ -43,9 +44,19 @@ func signingSecret(key string) string { return key + "-signing-secret-0123456789
 // t0 is the tests' "now".
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
-// testDirectory is the tests' configuration; the tenants named in signed require signed
-// requests (request_signatures: required).
+// testDirectory is the tests' configuration's directory; the tenants named in signed require
+// signed requests (request_signatures: required).
 func testDirectory(t testing.TB, signed ...string) *config.Directory {
+	t.Helper()
+	dir, err := config.NewDirectory(testConfig(t, signed...))
+	if err != nil {
+		t.Fatalf("directory: %v", err)
+	}
+	return dir
+}
+
+// testConfig is the tests' configuration (see testDirectory).
+func testConfig(t testing.TB, signed ...string) *config.Config {
 	t.Helper()
 	sigs := func(tenant string) string {
 		if slices.Contains(signed, tenant) {
@@ -54,10 +65,13 @@ func testDirectory(t testing.TB, signed ...string) *config.Directory {
 		return "optional"
 	}
 	y := fmt.Sprintf(`
+operator_keys:
+  - {name: ops, sha256: %s}
 tenants:
   - id: acme
     supervision_enabled: true
     request_signatures: %s
+    endpoints: [PJSIP/1*, PJSIP/2*] # acme's admin chooses among them; globex has none
     extensions:
       - {number: "100", endpoint: PJSIP/100, role: agent}
       - {number: "101", endpoint: PJSIP/101, role: agent}
@@ -83,18 +97,14 @@ tenants:
     api_keys:
       - {name: admin-key, role: admin, sha256: %s, signing_secret: %s}
       - {name: sup-key, role: supervisor, extension: "300", sha256: %s, signing_secret: %s}
-`, sigs("acme"), config.SHA256Hex(keyAgent), signingSecret(keyAgent), config.SHA256Hex(keySup), signingSecret(keySup),
+`, config.SHA256Hex(keyOperator), sigs("acme"), config.SHA256Hex(keyAgent), signingSecret(keyAgent), config.SHA256Hex(keySup), signingSecret(keySup),
 		config.SHA256Hex(keyAdmin), signingSecret(keyAdmin),
 		sigs("globex"), config.SHA256Hex(keyGlobexAdmin), signingSecret(keyGlobexAdmin), config.SHA256Hex(keyGlobexSup), signingSecret(keyGlobexSup))
 	cfg, err := config.Decode(strings.NewReader(y))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	dir, err := config.NewDirectory(cfg)
-	if err != nil {
-		t.Fatalf("directory: %v", err)
-	}
-	return dir
+	return cfg
 }
 
 // fakeService is an in-memory Service: it records which methods were called and serves
@@ -109,9 +119,12 @@ type fakeService struct {
 	sessions map[string]store.Session
 	seq      int
 
-	// admin records AuditAdmin calls; adminErr, when set, makes them fail.
-	admin    []string
-	adminErr error
+	// admin records AuditAdmin calls (adminExtra their extras); adminErr, when set, makes
+	// them fail (only those of action adminErrAction, when that is set).
+	admin          []string
+	adminExtra     []map[string]string
+	adminErr       error
+	adminErrAction string
 
 	// Hooks, when set, replace the default behaviour.
 	onCalls func() ([]app.Call, error)
@@ -141,13 +154,14 @@ func (f *fakeService) reset() {
 	}
 }
 
-func (f *fakeService) AuditAdmin(_ context.Context, p app.Principal, action, target string, _ map[string]string) error {
+func (f *fakeService) AuditAdmin(_ context.Context, p app.Principal, action, target string, extra map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.adminErr != nil {
+	if f.adminErr != nil && (f.adminErrAction == "" || f.adminErrAction == action) {
 		return f.adminErr
 	}
 	f.admin = append(f.admin, p.Tenant+" "+p.KeyName+" "+action+" "+target)
+	f.adminExtra = append(f.adminExtra, extra)
 	return nil
 }
 
@@ -286,14 +300,17 @@ func (f *fakeService) Leave(ctx context.Context, p app.Principal, id string) (st
 	return s, nil
 }
 
-// env is a server over a real Redis and the fake service.
+// env is a server over a real Redis and the fake service, with the directory administration
+// (a real app.Admin over a DirectorySync on that Redis, audited by the fake service).
 type env struct {
-	t   testing.TB
-	rdb *redis.Client
-	st  *store.Store
-	svc *fakeService
-	cfg Config
-	srv *Server
+	t    testing.TB
+	rdb  *redis.Client
+	st   *store.Store
+	svc  *fakeService
+	cfg  Config
+	srv  *Server
+	sync *app.DirectorySync
+	base *config.Config // the test configuration the directory was imported from
 }
 
 type option func(*Config)
@@ -309,10 +326,15 @@ func newEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	e := &env{t: t, rdb: rdb, st: store.New(rdb, store.Options{}), svc: newFakeService()}
+	e := &env{t: t, rdb: rdb, st: store.New(rdb, store.Options{}), svc: newFakeService(), base: testConfig(t)}
+	e.sync = app.NewDirectorySync(e.st, e.base, func(string) (string, bool) { return "", false }, zerolog.Nop())
+	if _, err := e.sync.Import(context.Background(), e.base.Tenants, "test", false); err != nil {
+		t.Fatalf("importing the test directory: %v", err)
+	}
 	e.cfg = Config{
 		Service:   e.svc,
-		Directory: testDirectory(t),
+		Directory: e.sync.Live(),
+		Admin:     app.NewAdmin(e.sync, e.svc, e.st, zerolog.Nop()),
 		Store:     e.st,
 		Clock:     func() time.Time { return t0 },
 		Logger:    zerolog.Nop(),

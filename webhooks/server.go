@@ -85,6 +85,10 @@ type Config struct {
 	// Store holds API keys created through the API, idempotency records, event streams and
 	// webhook delivery records (*store.Store).
 	Store Store
+	// Admin, when set (with Service), serves the directory administration routes
+	// (/v1/tenants...; *app.Admin). Directory should then be the same directory it changes
+	// (the DirectorySync's Live), so that authentication follows its changes.
+	Admin Admin
 
 	// HeartbeatInterval is how often an idle event stream gets a comment line (15 s).
 	HeartbeatInterval time.Duration
@@ -133,6 +137,9 @@ type Config struct {
 	// ActionTimeout bounds app calls that change state (join, mode, leave), which run
 	// detached from the client's connection so a disconnect cannot cut them half-way (30 s).
 	ActionTimeout time.Duration
+	// SessionLifetime and SessionIdle bound a dashboard session (session.go): it ends
+	// SessionLifetime after sign-in (8 h) or SessionIdle after its last request (1 h).
+	SessionLifetime, SessionIdle time.Duration
 }
 
 // Server is the HTTP server.
@@ -163,6 +170,9 @@ type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"` // the request field at fault, when there is one
+	// Fields are the problems of an invalid directory change, each naming its directory
+	// field (tenants[acme].dialing_rules.spy_prefix), as check-config does.
+	Fields []app.FieldProblem `json:"fields,omitempty"`
 }
 
 // New builds the server (not yet listening). It panics when Service is set without Directory
@@ -308,11 +318,21 @@ func (s *Server) routes() {
 	v1.POST("/api-keys", s.createAPIKey, limit, auth, admin)
 	v1.GET("/api-keys", s.listAPIKeys, limit, auth, admin)
 	v1.DELETE("/api-keys/:name", s.deleteAPIKey, limit, auth, admin)
+	// The same in a named tenant: the operator's in any (a new tenant's first key), an admin's
+	// in its own (apikeys.go).
+	v1.POST("/tenants/:tenant/api-keys", s.createTenantAPIKey, limit, auth, s.allow(app.PermDirectory))
+	v1.GET("/tenants/:tenant/api-keys", s.listTenantAPIKeys, limit, auth, s.allow(app.PermDirectory))
+	v1.DELETE("/tenants/:tenant/api-keys/:name", s.deleteTenantAPIKey, limit, auth, s.allow(app.PermDirectory))
 	v1.GET("/events", s.events, limit, auth, s.allow(app.PermEvents)) // events.go filters per principal
 	v1.GET("/webhook-deliveries", s.listDeliveries, limit, auth, admin)
-	s.helpRoutes(v1, limit, auth)         // help.go: the app applies the role rules
-	s.auditRoutes(v1, limit, auth, admin) // audit.go
-	s.reportRoutes(v1, limit, auth, sup)  // report.go: the app limits a supervisor to its own
+	s.helpRoutes(v1, limit, auth, s.inTenant) // help.go: the app applies the role rules
+	s.auditRoutes(v1, limit, auth, admin)     // audit.go
+	s.reportRoutes(v1, limit, auth, sup)      // report.go: the app limits a supervisor to its own
+	s.sessionRoutes(v1, limit, auth)          // session.go: the dashboard's sign-in
+	s.dashboardRoutes()                       // dashboard.go: the browser dashboard at /
+	if s.cfg.Admin != nil {
+		s.adminRoutes(v1, limit, auth, s.allow(app.PermDirectory)) // admin.go: app.Admin decides the rest
+	}
 }
 
 // Handler is the server's router (for tests).

@@ -75,7 +75,7 @@ func exportDirectory(args []string, stdout io.Writer) error {
 	return withSync(cfg, func(ctx context.Context, _ *app.DirectorySync, st *store.Store) error {
 		doc, err := st.Directory(ctx)
 		if errors.Is(err, store.ErrNotFound) {
-			return errors.New("Redis holds no directory yet: `earpiece config import` or `earpiece serve` puts the file's there")
+			return errors.New("no directory in Redis yet: `earpiece config import` or `earpiece serve` puts the file's there")
 		}
 		if err != nil {
 			return err

@@ -23,7 +23,7 @@ func TestConfigImportExportRoundTrip(t *testing.T) {
 	}
 	const sample = "../../docker/earpiece.yaml"
 
-	if code, _, errs := cli("config", "export", "--config", sample); code != 1 || !strings.Contains(errs, "no directory yet") {
+	if code, _, errs := cli("config", "export", "--config", sample); code != 1 || !strings.Contains(errs, "no directory in Redis yet") {
 		t.Fatalf("export of an empty Redis: exit %d: %s", code, errs)
 	}
 	if code, out, errs := cli("config", "import", "--config", sample); code != 0 || !strings.Contains(out, "imported: the directory in Redis is at revision 1 (2 tenants)") {

@@ -6,6 +6,7 @@
 //	earpiece dialplan render [--config FILE] [--tenant ID] [--features]  print the extensions.conf
 //	                        (--features: features.conf) snippet
 //	earpiece healthcheck    [--url URL]       exit 0 when the service answers ready (containers)
+//	earpiece doctor         [--config FILE]   check Asterisk and Redis for what earpiece needs, a line each
 //	earpiece config import  [--config FILE] [--from FILE] [--force]  put the file's tenants in Redis
 //	earpiece config export  [--config FILE]   print the directory in force (YAML, importable)
 //
@@ -50,6 +51,7 @@ commands:
   check-config     validate the configuration and report every problem
   dialplan render  print the extensions.conf snippet routing the tenants' codes into Stasis
   healthcheck      exit 0 when the service answers ready
+  doctor           check what earpiece needs of Asterisk (ARI, version, modules, Stasis app, dialplan) and Redis
   config import    put the configuration file's tenants (the directory) in Redis
   config export    print the directory in force, as YAML that config import takes back
 `
@@ -73,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = renderDialplan(rest[1:], stdout)
 	case "healthcheck":
 		err = healthcheck(rest)
+	case "doctor":
+		err = doctor(rest, stdout)
 	case "config":
 		if len(rest) == 0 || (rest[0] != "import" && rest[0] != "export") {
 			fmt.Fprint(stderr, usage)
@@ -161,23 +165,29 @@ func renderDialplan(args []string, stdout io.Writer) error {
 	if *features {
 		return renderFeatures(cfg, *only, *path, stdout)
 	}
-	found := false
-	for i, t := range cfg.Tenants {
-		if *only != "" && t.ID != *only {
-			continue
-		}
-		found = true
-		if i > 0 && *only == "" {
-			fmt.Fprintln(stdout)
-		}
-		if err := dialplan.Render(stdout, t.ID, t.DialingRules, dialplan.RenderOptions{App: cfg.ARI.App}); err != nil {
-			return fmt.Errorf("tenant %s: %w", t.ID, err)
-		}
+	// Every tenant: the file earpiece writes itself (dialplan.extensions_file), marker included.
+	// One tenant: its contexts alone, to paste by hand.
+	dir, err := config.NewDirectory(cfg)
+	if err != nil {
+		return err
 	}
-	if !found {
+	files, err := app.RenderDialplan(dir, cfg.ARI.App)
+	if err != nil {
+		return err
+	}
+	if *only == "" {
+		_, err := stdout.Write(files.Extensions)
+		return err
+	}
+	t, ok := dir.Tenant(*only)
+	if !ok {
 		return fmt.Errorf("no tenant %q in %s", *only, *path)
 	}
-	return nil
+	var hints []dialplan.Hint
+	for _, e := range t.Extensions {
+		hints = append(hints, dialplan.Hint{Exten: e.Number, Device: e.Endpoint})
+	}
+	return dialplan.Render(stdout, t.ID, t.DialingRules, dialplan.RenderOptions{App: cfg.ARI.App, Hints: hints})
 }
 
 // renderFeatures prints the [applicationmap] of the tenants' in-call help keys
@@ -363,11 +373,28 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		Notifier:   hub,
 	}, client, st, dir)
 	sync.Audit = sup.AuditDirectory
+	// The rendered dialplan follows the directory: custom codes work on the next dial, and the
+	// BLF hints follow the extensions (a no-op without dialplan.extensions_file).
+	dw, err := app.NewDialplanWriter(app.DialplanWriterConfig{
+		ExtensionsFile: cfg.Dialplan.ExtensionsFile,
+		FeaturesFile:   cfg.Dialplan.FeaturesFile,
+		AppName:        cfg.ARI.App,
+		ARI:            client,
+		Live:           sync.Live(),
+		Logger:         log.With().Str("component", "dialplan").Logger(),
+		Registerer:     reg,
+	})
+	if err != nil {
+		closeRedis()
+		return nil, fmt.Errorf("dialplan writer: %w", err)
+	}
 	sync.OnChange = func(ctx context.Context, d *config.Directory, rev int64) {
 		if err := hub.SetEndpoints(webhookEndpoints(d)); err != nil {
 			log.Error().Err(err).Int64("rev", rev).Msg("webhook endpoints of the new directory refused; the previous ones stay")
 		}
+		dw.OnChange(ctx, d, rev)
 	}
+	admin := app.NewAdmin(sync, sup, st, log.With().Str("component", "admin").Logger())
 	es := cfg.HTTP.EventStreams
 	web := webhooks.New(webhooks.Config{
 		Listen:     cfg.HTTP.Listen,
@@ -376,6 +403,7 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		Logger:     log.With().Str("component", "http").Logger(),
 		Service:    sup,
 		Directory:  dir,
+		Admin:      admin,
 		Store:      edgeStore,
 		// Zero values take the edge's defaults.
 		MaxStreams: es.Max, MaxStreamsPerTenant: es.MaxPerTenant, MaxStreamsPerKey: es.MaxPerKey,
@@ -396,7 +424,15 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		web: web,
 		app: runFunc(func(ctx context.Context) error { return sup.Run(ctx, client.Events()) }),
 		ari: client,
-		hub: hub,
+		// The hub, and beside it the dialplan writer's periodic re-check (it heals a failed
+		// apply or an Asterisk restarted with an older file).
+		hub: runFunc(func(ctx context.Context) error {
+			done := make(chan struct{})
+			go func() { defer close(done); dw.Run(ctx, 30*time.Second) }()
+			err := hub.Run(ctx)
+			<-done
+			return err
+		}),
 		// Closed in this order, last of all.
 		redis: []io.Closer{edgeRDB, rdb},
 		sync:  sync,

@@ -102,6 +102,17 @@ func (i *Instance) LogPath() string {
 	return filepath.Join(i.hostDir, "log", "messages.log")
 }
 
+// EtcDir is the directory of this Asterisk's configuration files (asterisk-conf/ plus the test
+// overlay), as the host sees it: a test may rewrite a file in it and reload the module that reads
+// it. Only an Asterisk of the test's own (Start) should be changed so. "" for an external
+// Asterisk.
+func (i *Instance) EtcDir() string {
+	if i.External {
+		return ""
+	}
+	return filepath.Join(i.hostDir, "etc")
+}
+
 var (
 	sharedOnce sync.Once
 	shared     *Instance

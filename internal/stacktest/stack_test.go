@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -306,6 +307,7 @@ func runStack(t *testing.T, planPath string) {
 	t.Run("SIPNeedsPasswords", func(t *testing.T) { checkSIPAuth(ctx, t, sip, p.SIPPasswords["700"]) })
 	s := newSupervision(ctx, t, sip, p.SIPPasswords)
 	t.Run("FeatureCode", func(t *testing.T) { s.featureCode(t) })
+	t.Run("LiveCodes", func(t *testing.T) { s.liveCodes(t, api, p.APIKey) })
 	t.Run("API", func(t *testing.T) { s.api(t, api, p.APIKey) })
 	t.Run("Recreate", func(t *testing.T) {
 		containers["earpiece"] = s.recreate(t, rt, p.Project.Services["earpiece"], p.Images["earpiece"], ep, api, p.APIKey)
@@ -610,6 +612,51 @@ func (s *supervision) api(t *testing.T, base, key string) {
 	case <-ctx.Done():
 		t.Error("the supervisor was not hung up after DELETE")
 	}
+}
+
+// liveCodes: the tenant's admin changes acme's codes through the API with no restart. earpiece
+// renders the dialplan into the volume Asterisk reads and reloads it through ARI, so the next
+// dial of the new code supervises and the old one is no longer a code. The old codes come back
+// at the end, the same way.
+func (s *supervision) liveCodes(t *testing.T, base, key string) {
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	code, rules := apiDo(ctx, t, base, key, http.MethodGet, "/v1/tenants/acme/dialing-rules", "")
+	if code != http.StatusOK || rules["spy_prefix"] != "*90" {
+		t.Fatalf("GET acme's dialing rules: %d %v", code, rules)
+	}
+	put := func(spy, whisper, barge string) {
+		t.Helper()
+		next := maps.Clone(rules)
+		next["spy_prefix"], next["whisper_prefix"], next["barge_prefix"] = spy, whisper, barge
+		body, _ := json.Marshal(next)
+		if code, got := apiDo(ctx, t, base, key, http.MethodPut, "/v1/tenants/acme/dialing-rules", string(body)); code != http.StatusOK {
+			t.Fatalf("PUT acme's dialing rules %s: %d %v", body, code, got)
+		}
+	}
+	spyOn := func(dial string) {
+		t.Helper()
+		c, err := s.sup.Call(ctx, dial)
+		if err != nil {
+			t.Fatalf("700 dials %s: %v", dial, err)
+		}
+		defer func() {
+			hctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			c.Hangup(hctx)
+		}()
+		s.hears(t, c, testphone.ToneCustomer, time.Time{}.Add(1), "the supervisor (spy with "+dial+")")
+	}
+	put("*70", "*71", "*72")
+	spyOn("*70744")
+	if c, err := s.sup.Call(ctx, "*90744"); err == nil {
+		hctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		c.Hangup(hctx)
+		cancel()
+		t.Fatal("the old code *90 still reached a supervision after the change")
+	}
+	put("*90", "*91", "*92")
+	spyOn("*90744")
 }
 
 // apiDo makes one API request with key and decodes the JSON answer.
