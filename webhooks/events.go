@@ -52,7 +52,7 @@ const (
 func (s *Server) events(c *echo.Context) error {
 	p := principal(c)
 	auth := authOf(c)
-	sess := webSessionOf(c)                // a dashboard session (session.go), or nil
+	sess := webSessionOf(c)                  // a dashboard session (session.go), or nil
 	checked := auth.fromStore || sess != nil // what authenticated the stream can end under it
 	req := c.Request()
 	last := req.Header.Get("Last-Event-ID")
