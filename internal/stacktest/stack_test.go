@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +45,8 @@ type plan struct {
 	SIPPasswords map[string]string
 	// DialplanWant is what `earpiece dialplan render` must print for the compose configuration.
 	DialplanWant string
+	// OwnConfig is the operator's own configuration file (EARPIECE_CONFIG_FILE).
+	OwnConfig string
 }
 
 // TestStack is `docker compose -f docker/compose.yml up --build` without Docker (see the package
@@ -92,6 +95,7 @@ func TestStack(t *testing.T) {
 	}
 	ownConfig := filepath.Join(runDir, "earpiece.local.yaml")
 	p.DialplanWant = writeOwnConfig(t, defaults, ownConfig, p.APIKey, mod)
+	p.OwnConfig = ownConfig
 	env := map[string]string{
 		"EARPIECE_ARI_PASSWORD":           randomHex(12),
 		"EARPIECE_SIP_PASSWORDS":          fmt.Sprintf("700=%s 744=%s 800=%s", p.SIPPasswords["700"], p.SIPPasswords["744"], p.SIPPasswords["800"]),
@@ -308,6 +312,7 @@ func runStack(t *testing.T, planPath string) {
 	s := newSupervision(ctx, t, sip, p.SIPPasswords)
 	t.Run("FeatureCode", func(t *testing.T) { s.featureCode(t) })
 	t.Run("LiveCodes", func(t *testing.T) { s.liveCodes(t, api, p.APIKey) })
+	t.Run("ReloadOnHangup", func(t *testing.T) { checkReloadOnHangup(ctx, t, ep, p.OwnConfig, api, p.APIKey) })
 	t.Run("API", func(t *testing.T) { s.api(t, api, p.APIKey) })
 	t.Run("Recreate", func(t *testing.T) {
 		containers["earpiece"] = s.recreate(t, rt, p.Project.Services["earpiece"], p.Images["earpiece"], ep, api, p.APIKey)
@@ -657,6 +662,47 @@ func (s *supervision) liveCodes(t *testing.T, base, key string) {
 	}
 	put("*90", "*91", "*92")
 	spyOn("*90744")
+}
+
+// checkReloadOnHangup: those who keep the directory in their file edit it and send SIGHUP
+// (`docker compose kill -s HUP earpiece`): the edited tenants are in force at once, served by the
+// same process (no restart).
+func checkReloadOnHangup(ctx context.Context, t *testing.T, ep *Container, file, api, key string) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "name: ACME Support", "name: ACME Support (reloaded)", 1)
+	if edited == string(data) {
+		t.Fatalf("%s has no tenant named ACME Support", file)
+	}
+	// In place, as an editor that keeps the inode does (Docker's single-file bind mount).
+	if err := os.WriteFile(file, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := ep.Pid()
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, tenant := apiDo(ctx, t, api, key, http.MethodGet, "/v1/tenants/acme", "")
+		if code == http.StatusOK && tenant["name"] == "ACME Support (reloaded)" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after SIGHUP, GET /v1/tenants/acme: %d %v", code, tenant)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-ep.Done():
+		t.Fatal("earpiece exited on SIGHUP")
+	default:
+	}
+	if ep.Pid() != pid {
+		t.Fatal("earpiece was restarted")
+	}
 }
 
 // apiDo makes one API request with key and decodes the JSON answer.
