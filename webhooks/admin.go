@@ -193,6 +193,43 @@ func (h adminHandlers) detached(c *echo.Context) (context.Context, context.Cance
 	return h.s.detached(c.Request().Context())
 }
 
+// change binds a change's body (B) and preconditions, runs do detached from the client's
+// connection, and answers the resource it returns with status.
+func change[B, V any](h adminHandlers, c *echo.Context, status int, do func(ctx context.Context, p app.Principal, b B, pc app.Precondition) (app.Versioned[V], error)) error {
+	var b B
+	pc, err := bind(c, &b)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.detached(c)
+	defer cancel()
+	v, err := do(ctx, principal(c), b, pc)
+	return answer(c, status, v, err)
+}
+
+// create is change for a creation: 201 with the new resource's Location (its path, location).
+func create[B, V any](h adminHandlers, c *echo.Context, location func(v V) string, do func(ctx context.Context, p app.Principal, b B, pc app.Precondition) (app.Versioned[V], error)) error {
+	return change(h, c, http.StatusCreated, func(ctx context.Context, p app.Principal, b B, pc app.Precondition) (app.Versioned[V], error) {
+		v, err := do(ctx, p, b, pc)
+		if err == nil {
+			c.Response().Header().Set("Location", location(v.Value))
+		}
+		return v, err
+	})
+}
+
+// remove runs a removal with the request's preconditions, detached, and answers 204.
+func remove(h adminHandlers, c *echo.Context, do func(ctx context.Context, p app.Principal, pc app.Precondition) (int64, error)) error {
+	pc, err := precondition(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.detached(c)
+	defer cancel()
+	rev, err := do(ctx, principal(c), pc)
+	return deleted(c, rev, err)
+}
+
 // ---- tenants
 
 func (h adminHandlers) listTenants(c *echo.Context) error {
@@ -201,18 +238,10 @@ func (h adminHandlers) listTenants(c *echo.Context) error {
 }
 
 func (h adminHandlers) createTenant(c *echo.Context) error {
-	var b app.TenantCreate
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	v, err := h.adm.CreateTenant(ctx, principal(c), b, pc)
-	if err == nil {
-		c.Response().Header().Set("Location", "/v1/tenants/"+url.PathEscape(v.Value.ID))
-	}
-	return answer(c, http.StatusCreated, v, err)
+	return create(h, c, func(v app.TenantView) string { return "/v1/tenants/" + url.PathEscape(v.ID) },
+		func(ctx context.Context, p app.Principal, b app.TenantCreate, pc app.Precondition) (app.Versioned[app.TenantView], error) {
+			return h.adm.CreateTenant(ctx, p, b, pc)
+		})
 }
 
 func (h adminHandlers) getTenant(c *echo.Context) error {
@@ -221,26 +250,15 @@ func (h adminHandlers) getTenant(c *echo.Context) error {
 }
 
 func (h adminHandlers) patchTenant(c *echo.Context) error {
-	var b app.TenantPatch
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	v, err := h.adm.UpdateTenant(ctx, principal(c), param(c, "tenant"), b, pc)
-	return answer(c, http.StatusOK, v, err)
+	return change(h, c, http.StatusOK, func(ctx context.Context, p app.Principal, b app.TenantPatch, pc app.Precondition) (app.Versioned[app.TenantView], error) {
+		return h.adm.UpdateTenant(ctx, p, param(c, "tenant"), b, pc)
+	})
 }
 
 func (h adminHandlers) deleteTenant(c *echo.Context) error {
-	pc, err := precondition(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	rev, err := h.adm.DeleteTenant(ctx, principal(c), param(c, "tenant"), pc)
-	return deleted(c, rev, err)
+	return remove(h, c, func(ctx context.Context, p app.Principal, pc app.Precondition) (int64, error) {
+		return h.adm.DeleteTenant(ctx, p, param(c, "tenant"), pc)
+	})
 }
 
 // ---- extensions
@@ -251,19 +269,13 @@ func (h adminHandlers) listExtensions(c *echo.Context) error {
 }
 
 func (h adminHandlers) createExtension(c *echo.Context) error {
-	var b app.ExtensionView
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
 	tenant := param(c, "tenant")
-	v, err := h.adm.CreateExtension(ctx, principal(c), tenant, b, pc)
-	if err == nil {
-		c.Response().Header().Set("Location", "/v1/tenants/"+url.PathEscape(tenant)+"/extensions/"+url.PathEscape(v.Value.Number))
-	}
-	return answer(c, http.StatusCreated, v, err)
+	return create(h, c, func(v app.ExtensionView) string {
+		return "/v1/tenants/" + url.PathEscape(tenant) + "/extensions/" + url.PathEscape(v.Number)
+	},
+		func(ctx context.Context, p app.Principal, b app.ExtensionView, pc app.Precondition) (app.Versioned[app.ExtensionView], error) {
+			return h.adm.CreateExtension(ctx, p, tenant, b, pc)
+		})
 }
 
 func (h adminHandlers) getExtension(c *echo.Context) error {
@@ -272,26 +284,15 @@ func (h adminHandlers) getExtension(c *echo.Context) error {
 }
 
 func (h adminHandlers) patchExtension(c *echo.Context) error {
-	var b app.ExtensionPatch
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	v, err := h.adm.UpdateExtension(ctx, principal(c), param(c, "tenant"), param(c, "number"), b, pc)
-	return answer(c, http.StatusOK, v, err)
+	return change(h, c, http.StatusOK, func(ctx context.Context, p app.Principal, b app.ExtensionPatch, pc app.Precondition) (app.Versioned[app.ExtensionView], error) {
+		return h.adm.UpdateExtension(ctx, p, param(c, "tenant"), param(c, "number"), b, pc)
+	})
 }
 
 func (h adminHandlers) deleteExtension(c *echo.Context) error {
-	pc, err := precondition(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	rev, err := h.adm.DeleteExtension(ctx, principal(c), param(c, "tenant"), param(c, "number"), pc)
-	return deleted(c, rev, err)
+	return remove(h, c, func(ctx context.Context, p app.Principal, pc app.Precondition) (int64, error) {
+		return h.adm.DeleteExtension(ctx, p, param(c, "tenant"), param(c, "number"), pc)
+	})
 }
 
 // ---- hunt groups and members
@@ -302,19 +303,13 @@ func (h adminHandlers) listHuntGroups(c *echo.Context) error {
 }
 
 func (h adminHandlers) createHuntGroup(c *echo.Context) error {
-	var b app.HuntGroupView
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
 	tenant := param(c, "tenant")
-	v, err := h.adm.CreateHuntGroup(ctx, principal(c), tenant, b, pc)
-	if err == nil {
-		c.Response().Header().Set("Location", "/v1/tenants/"+url.PathEscape(tenant)+"/hunt-groups/"+url.PathEscape(v.Value.Name))
-	}
-	return answer(c, http.StatusCreated, v, err)
+	return create(h, c, func(v app.HuntGroupView) string {
+		return "/v1/tenants/" + url.PathEscape(tenant) + "/hunt-groups/" + url.PathEscape(v.Name)
+	},
+		func(ctx context.Context, p app.Principal, b app.HuntGroupView, pc app.Precondition) (app.Versioned[app.HuntGroupView], error) {
+			return h.adm.CreateHuntGroup(ctx, p, tenant, b, pc)
+		})
 }
 
 func (h adminHandlers) getHuntGroup(c *echo.Context) error {
@@ -323,26 +318,15 @@ func (h adminHandlers) getHuntGroup(c *echo.Context) error {
 }
 
 func (h adminHandlers) patchHuntGroup(c *echo.Context) error {
-	var b app.HuntGroupPatch
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	v, err := h.adm.UpdateHuntGroup(ctx, principal(c), param(c, "tenant"), param(c, "name"), b, pc)
-	return answer(c, http.StatusOK, v, err)
+	return change(h, c, http.StatusOK, func(ctx context.Context, p app.Principal, b app.HuntGroupPatch, pc app.Precondition) (app.Versioned[app.HuntGroupView], error) {
+		return h.adm.UpdateHuntGroup(ctx, p, param(c, "tenant"), param(c, "name"), b, pc)
+	})
 }
 
 func (h adminHandlers) deleteHuntGroup(c *echo.Context) error {
-	pc, err := precondition(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	rev, err := h.adm.DeleteHuntGroup(ctx, principal(c), param(c, "tenant"), param(c, "name"), pc)
-	return deleted(c, rev, err)
+	return remove(h, c, func(ctx context.Context, p app.Principal, pc app.Precondition) (int64, error) {
+		return h.adm.DeleteHuntGroup(ctx, p, param(c, "tenant"), param(c, "name"), pc)
+	})
 }
 
 func (h adminHandlers) listMembers(c *echo.Context) error {
@@ -351,20 +335,12 @@ func (h adminHandlers) listMembers(c *echo.Context) error {
 }
 
 func (h adminHandlers) createMember(c *echo.Context) error {
-	var b app.MemberView
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
 	tenant, group := param(c, "tenant"), param(c, "name")
-	v, err := h.adm.CreateMember(ctx, principal(c), tenant, group, b, pc)
-	if err == nil {
-		c.Response().Header().Set("Location", "/v1/tenants/"+url.PathEscape(tenant)+"/hunt-groups/"+
-			url.PathEscape(group)+"/members/"+url.PathEscape(v.Value.Extension))
-	}
-	return answer(c, http.StatusCreated, v, err)
+	return create(h, c, func(v app.MemberView) string {
+		return "/v1/tenants/" + url.PathEscape(tenant) + "/hunt-groups/" + url.PathEscape(group) + "/members/" + url.PathEscape(v.Extension)
+	}, func(ctx context.Context, p app.Principal, b app.MemberView, pc app.Precondition) (app.Versioned[app.MemberView], error) {
+		return h.adm.CreateMember(ctx, p, tenant, group, b, pc)
+	})
 }
 
 func (h adminHandlers) getMember(c *echo.Context) error {
@@ -373,26 +349,15 @@ func (h adminHandlers) getMember(c *echo.Context) error {
 }
 
 func (h adminHandlers) patchMember(c *echo.Context) error {
-	var b app.MemberPatch
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	v, err := h.adm.UpdateMember(ctx, principal(c), param(c, "tenant"), param(c, "name"), param(c, "extension"), b, pc)
-	return answer(c, http.StatusOK, v, err)
+	return change(h, c, http.StatusOK, func(ctx context.Context, p app.Principal, b app.MemberPatch, pc app.Precondition) (app.Versioned[app.MemberView], error) {
+		return h.adm.UpdateMember(ctx, p, param(c, "tenant"), param(c, "name"), param(c, "extension"), b, pc)
+	})
 }
 
 func (h adminHandlers) deleteMember(c *echo.Context) error {
-	pc, err := precondition(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	rev, err := h.adm.DeleteMember(ctx, principal(c), param(c, "tenant"), param(c, "name"), param(c, "extension"), pc)
-	return deleted(c, rev, err)
+	return remove(h, c, func(ctx context.Context, p app.Principal, pc app.Precondition) (int64, error) {
+		return h.adm.DeleteMember(ctx, p, param(c, "tenant"), param(c, "name"), param(c, "extension"), pc)
+	})
 }
 
 // ---- rules and policies
@@ -403,15 +368,9 @@ func (h adminHandlers) getDialingRules(c *echo.Context) error {
 }
 
 func (h adminHandlers) putDialingRules(c *echo.Context) error {
-	var b dialplan.Rules
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	v, err := h.adm.SetDialingRules(ctx, principal(c), param(c, "tenant"), b, pc)
-	return answer(c, http.StatusOK, v, err)
+	return change(h, c, http.StatusOK, func(ctx context.Context, p app.Principal, b dialplan.Rules, pc app.Precondition) (app.Versioned[dialplan.Rules], error) {
+		return h.adm.SetDialingRules(ctx, p, param(c, "tenant"), b, pc)
+	})
 }
 
 func (h adminHandlers) getAnnounce(c *echo.Context) error {
@@ -420,15 +379,9 @@ func (h adminHandlers) getAnnounce(c *echo.Context) error {
 }
 
 func (h adminHandlers) putAnnounce(c *echo.Context) error {
-	var b app.AnnounceView
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	v, err := h.adm.SetAnnounce(ctx, principal(c), param(c, "tenant"), b, pc)
-	return answer(c, http.StatusOK, v, err)
+	return change(h, c, http.StatusOK, func(ctx context.Context, p app.Principal, b app.AnnounceView, pc app.Precondition) (app.Versioned[app.AnnounceView], error) {
+		return h.adm.SetAnnounce(ctx, p, param(c, "tenant"), b, pc)
+	})
 }
 
 func (h adminHandlers) getHelpPolicy(c *echo.Context) error {
@@ -437,15 +390,9 @@ func (h adminHandlers) getHelpPolicy(c *echo.Context) error {
 }
 
 func (h adminHandlers) putHelpPolicy(c *echo.Context) error {
-	var b app.HelpPolicyView
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	v, err := h.adm.SetHelpPolicy(ctx, principal(c), param(c, "tenant"), b, pc)
-	return answer(c, http.StatusOK, v, err)
+	return change(h, c, http.StatusOK, func(ctx context.Context, p app.Principal, b app.HelpPolicyView, pc app.Precondition) (app.Versioned[app.HelpPolicyView], error) {
+		return h.adm.SetHelpPolicy(ctx, p, param(c, "tenant"), b, pc)
+	})
 }
 
 // ---- webhooks
@@ -456,19 +403,13 @@ func (h adminHandlers) listWebhooks(c *echo.Context) error {
 }
 
 func (h adminHandlers) createWebhook(c *echo.Context) error {
-	var b app.WebhookCreate
-	pc, err := bind(c, &b)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
 	tenant := param(c, "tenant")
-	v, err := h.adm.CreateWebhook(ctx, principal(c), tenant, b, pc)
-	if err == nil {
-		c.Response().Header().Set("Location", "/v1/tenants/"+url.PathEscape(tenant)+"/webhooks/"+url.PathEscape(v.Value.ID))
-	}
-	return answer(c, http.StatusCreated, v, err)
+	return create(h, c, func(v app.WebhookView) string {
+		return "/v1/tenants/" + url.PathEscape(tenant) + "/webhooks/" + url.PathEscape(v.ID)
+	},
+		func(ctx context.Context, p app.Principal, b app.WebhookCreate, pc app.Precondition) (app.Versioned[app.WebhookView], error) {
+			return h.adm.CreateWebhook(ctx, p, tenant, b, pc)
+		})
 }
 
 func (h adminHandlers) getWebhook(c *echo.Context) error {
@@ -477,12 +418,7 @@ func (h adminHandlers) getWebhook(c *echo.Context) error {
 }
 
 func (h adminHandlers) deleteWebhook(c *echo.Context) error {
-	pc, err := precondition(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.detached(c)
-	defer cancel()
-	rev, err := h.adm.DeleteWebhook(ctx, principal(c), param(c, "tenant"), param(c, "id"), pc)
-	return deleted(c, rev, err)
+	return remove(h, c, func(ctx context.Context, p app.Principal, pc app.Precondition) (int64, error) {
+		return h.adm.DeleteWebhook(ctx, p, param(c, "tenant"), param(c, "id"), pc)
+	})
 }
