@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        ?= ./...
 TEST_FLAGS  ?= -race -count=1 -timeout 9m
 
-.PHONY: help test unit lint bench e2e fuzz build compose-check dialplan generate
+.PHONY: help test unit lint bench e2e chaos fuzz build compose-check dialplan generate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,9 +48,16 @@ e2e: ## every end-to-end test (TestE2E*: real Asterisk, SIP phones, Redis; app a
 	scripts/test-deps.sh
 	$(GO) test $(TEST_FLAGS) -run 'E2E' $(PKGS)
 
+chaos: ## the chaos suite's long run: every fault scenario CHAOS_RUNS times (3) on the real Asterisk and Redis (make test runs a bounded slice)
+	scripts/test-deps.sh
+	scripts/chaos.sh
+
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $${FUZZTIME:-30s} ./ari/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s} ./dialplan/
 	$(GO) test -run '^$$' -fuzz FuzzRenderHint -fuzztime $${FUZZTIME:-30s} ./dialplan/
 	$(GO) test -run '^$$' -fuzz FuzzParseSignatureHeaders -fuzztime $${FUZZTIME:-30s} ./webhooks/
 	$(GO) test -run '^$$' -fuzz FuzzParseAuditCursor -fuzztime $${FUZZTIME:-30s} ./app/
+	$(GO) test -run '^$$' -fuzz FuzzParseSessionToken -fuzztime $${FUZZTIME:-30s} ./webhooks/
+	$(GO) test -run '^$$' -fuzz FuzzSessionCookie -fuzztime $${FUZZTIME:-30s} ./webhooks/
+	$(GO) test -run '^$$' -fuzz FuzzSameOrigin -fuzztime $${FUZZTIME:-30s} ./webhooks/

@@ -14,6 +14,9 @@ import (
 // ARI and Redis call runs under CallTimeout and never under a context that shutdown cancels, so
 // a teardown is never skipped half-way.
 func (s *session) do(ctx context.Context, act action) event {
+	if s.app.ha.fenced.Load() && effectful(act) {
+		return nil // lease.go: no longer this instance's to act on
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.app.cfg.CallTimeout)
 	defer cancel()
 	for _, step := range []func(ctx, cctx context.Context, act action) (event, bool){s.doJoin, s.doTalker, s.doMode, s.doEnd} {
@@ -49,8 +52,9 @@ func (s *session) doJoin(ctx, cctx context.Context, act action) (event, bool) {
 		s.log = s.log.With().Str("agent", ag.Number).Str("help_request", h.ID).Logger()
 		return evHelpAccepted{}, true
 	case actAuditJoin:
-		// Audit before acting: if it cannot be recorded, it is not done.
-		if err := a.audit(cctx, s.joinAudit(act.mode)); err != nil {
+		// Audit before acting: if it cannot be recorded, it is not done. The join's first
+		// Redis write: bounded by JoinStoreTimeout, so a Redis just gone refuses it fast.
+		if err := a.auditWithin(cctx, s.joinAudit(act.mode), a.cfg.JoinStoreTimeout); err != nil {
 			return evRefused{r: &refusal{RefuseStoreUnavailable, err}}, true
 		}
 		return evStepDone{step: stepAuditJoin}, true
@@ -65,7 +69,7 @@ func (s *session) doJoin(ctx, cctx context.Context, act action) (event, bool) {
 		}
 		return evStepDone{step: stepRecord}, true
 	case actMarkJoining:
-		if _, err := a.store.UpdateSession(cctx, s.id, func(r *store.Session) error {
+		if _, err := a.updateRecord(cctx, s.id, func(r *store.Session) error {
 			r.State, r.UpdatedAt = store.StateJoining, a.cfg.Clock()
 			return nil
 		}); err != nil {
@@ -118,15 +122,22 @@ func (s *session) doTalker(_, cctx context.Context, act action) (event, bool) {
 	switch act := act.(type) {
 	case actClaimTalker:
 		code := ""
-		ok, err := a.store.Claim(cctx, talkerKey(s.m.agentChan), s.id, a.cfg.ClaimTTL)
+		ok, err := false, error(nil)
+		if a.storeDown() || a.journal.hasSession(s.id) {
+			// Redis is down, or it is back and this session's journaled release of the slot
+			// (below) is not replayed yet: claiming now would be undone by it.
+			err = fmt.Errorf("claim talker: %w", store.ErrUnavailable)
+		} else {
+			ok, err = a.store.Claim(cctx, talkerKey(s.m.agentChan), s.id, a.cfg.ClaimTTL)
+		}
 		switch {
 		case err != nil:
 			code = RefuseStoreUnavailable
 			// The claim may have been made with its answer lost: give it back (the release
-			// checks the owner, so it never frees another session's slot).
-			if rerr := a.store.Release(cctx, talkerKey(s.m.agentChan), s.id); rerr != nil {
-				s.log.Warn().Err(rerr).Msg("releasing a talker claim whose answer was lost")
-			}
+			// checks the owner, so it never frees another session's slot), now or from the
+			// journal once Redis answers.
+			a.writeOrJournal(cctx, JournalEntry{Op: journalRelease, Session: s.id, Tenant: s.tenantID(),
+				Key: talkerKey(s.m.agentChan), Owner: s.id})
 		case !ok:
 			code = RefuseTalkerBusy
 		}
@@ -141,6 +152,12 @@ func (s *session) doTalker(_, cctx context.Context, act action) (event, bool) {
 		}
 		return evStepDone{step: stepTalker}, true
 	case actReleaseTalker:
+		if s.m.state == store.StateEnded {
+			// The teardown's release: made now or journaled, never lost.
+			a.writeOrJournal(cctx, JournalEntry{Op: journalRelease, Session: s.id, Tenant: s.tenantID(),
+				Key: talkerKey(s.m.agentChan), Owner: s.id})
+			return evTalkerReleased{}, true
+		}
 		if err := a.store.Release(cctx, talkerKey(s.m.agentChan), s.id); err != nil {
 			s.log.Warn().Err(err).Msg("releasing talker slot")
 			return nil, true
@@ -271,7 +288,7 @@ func (s *session) modeChanged(ctx context.Context, act actModeChanged) {
 			"from": act.from.String(), "mode": act.to.String(),
 		})
 	}
-	if _, err := a.store.UpdateSession(ctx, s.id, func(r *store.Session) error {
+	if _, err := a.updateRecord(ctx, s.id, func(r *store.Session) error {
 		r.SwitchMode(act.to.String(), now)
 		r.State, r.UpdatedAt = store.StateActive, now
 		r.SnoopChannel = string(act.snoop)
@@ -321,9 +338,7 @@ func (s *session) auditEnd(ctx context.Context, act actAuditEnd) {
 		if e.Tenant == "" {
 			e.Tenant = "_unknown"
 		}
-		if err := a.audit(ctx, e); err != nil {
-			s.log.Error().Err(err).Msg("refusal not audited")
-		}
+		a.auditOrJournal(ctx, e) // the refusal happened: written now or when Redis answers
 		return
 	}
 	outcome := "ok"
@@ -334,9 +349,8 @@ func (s *session) auditEnd(ctx context.Context, act actAuditEnd) {
 	if act.mode.Valid() {
 		extra = map[string]string{"mode": act.mode.String()}
 	}
-	if err := a.audit(ctx, s.auditEntry("end", outcome, act.reason, extra)); err != nil {
-		s.log.Error().Err(err).Msg("end not audited")
-	}
+	// The end happened: written now or, if Redis does not take it, when it answers again.
+	a.auditOrJournal(ctx, s.auditEntry("end", outcome, act.reason, extra))
 }
 
 // briefTone plays half a second of congestion to the supervisor only (the playback is on their
@@ -383,14 +397,8 @@ func (s *session) publish() {
 	s.view.Store(v)
 }
 
-// endRecord ends a session's record and notifies its end.
+// endRecord ends a session's record and notifies its end, now or, if Redis does not take it,
+// from the journal when it answers again (journal_replay.go).
 func (a *App) endRecord(ctx context.Context, id, reason string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
-	defer cancel()
-	rec, err := a.store.EndSession(ctx, id, reason, a.cfg.Clock())
-	if err != nil {
-		a.log.Warn().Err(err).Str("session", id).Msg("ending session record")
-		return
-	}
-	a.notify(rec.Tenant, NoteSupervisionEnded, ViewSession(rec, a.cfg.Clock()))
+	a.writeOrJournal(ctx, JournalEntry{Op: journalEnd, Session: id, Reason: reason, At: a.cfg.Clock()})
 }

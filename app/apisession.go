@@ -20,7 +20,9 @@ func (a *App) Calls(ctx context.Context, p Principal) ([]Call, error) {
 	if err := p.Authorize(PermSupervise); err != nil {
 		return nil, err
 	}
+	a.standbyCalls(ctx) // lease_calls.go: a standby has no events to keep the index current
 	calls := a.callsFor(p.Tenant)
+	a.supervisorsFromStore(ctx, p.Tenant, calls) // lease_calls.go: every instance's
 	if err := a.markHelp(ctx, p.Tenant, calls); err != nil {
 		return nil, storeFailure(err)
 	}
@@ -32,6 +34,9 @@ func (a *App) Calls(ctx context.Context, p Principal) ([]Call, error) {
 func (a *App) Join(ctx context.Context, p Principal, req JoinRequest) (store.Session, error) {
 	if !req.Mode.Valid() {
 		return store.Session{}, apiError(ErrInvalid, "invalid_field", "mode: want spy, whisper or barge")
+	}
+	if node, fwd := a.forwardTarget(ctx, ""); fwd {
+		return a.forwardJoin(ctx, node, p, req) // lease_forward.go: the node's active joins
 	}
 	agent := req.Agent
 	if req.CallID != "" {
@@ -118,7 +123,14 @@ const RefuseAlreadySupervising = "already_supervising"
 // concurrent joins of one supervisor to one call, across instances.
 func (a *App) claimJoin(ctx context.Context, tenant, sup string, agentChan ari.ChannelID, owner string) (release func(), err error) {
 	key := "join:" + tenant + ":" + sup + ":" + string(agentChan)
-	ok, err := a.store.Claim(ctx, key, owner, 2*a.cfg.CallTimeout)
+	// The join's first Redis write: refused at once while Redis is known down, and bounded by
+	// JoinStoreTimeout (journal_replay.go).
+	if a.storeDown() {
+		return nil, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "the state store is unavailable", store.ErrUnavailable)
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.JoinStoreTimeout)
+	ok, err := a.store.Claim(cctx, key, owner, 2*a.cfg.CallTimeout)
+	cancel()
 	if err != nil {
 		return nil, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "the state store is unavailable", err)
 	}
@@ -288,7 +300,7 @@ func (a *App) SetMode(ctx context.Context, p Principal, id string, mode dialplan
 	}
 	s, ok := a.localSession(id)
 	if !ok {
-		return store.Session{}, errOtherInstance(rec)
+		return a.modeElsewhere(ctx, p, rec, mode) // lease_forward.go
 	}
 	cmd := &modeCmd{mode: mode, reply: make(chan error, 1)}
 	s.postCmd(cmd)
@@ -316,7 +328,7 @@ func (a *App) Leave(ctx context.Context, p Principal, id string) (store.Session,
 	}
 	s, ok := a.localSession(id)
 	if !ok {
-		return store.Session{}, errOtherInstance(rec)
+		return a.leaveElsewhere(ctx, p, rec) // lease_forward.go
 	}
 	s.postEvent(evLeave{reason: ReasonAPI})
 	select {

@@ -12,7 +12,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +60,8 @@ type Store interface {
 	ReportRollupsCached(ctx context.Context, tenant string, names []string) ([]bool, error)
 	Claim(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, key, owner string) error
+	// MarkOnce: the journal's notification once-marker (journal_replay.go).
+	MarkOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
 
 	// Help requests (help.go).
 	CreateHelp(ctx context.Context, h store.HelpRequest) (store.HelpRequest, error)
@@ -108,6 +109,24 @@ type Config struct {
 	// ReportWarm is how often the rollups of recent days are computed ahead of reports (1 min;
 	// reportwarm.go).
 	ReportWarm time.Duration
+	// Lease, when set, makes RunActive run the app as the active or the standby of its node
+	// (one Asterisk and the app name) under a lease in Redis, and forwards the API's
+	// session-changing requests to the node's active (lease.go); *store.Store implements it.
+	Lease LeaseStore
+	// LeaseTTL is the node lease's TTL (3 s): a crashed active is replaced about this long
+	// after its last renewal. Renewed every third of it.
+	LeaseTTL time.Duration
+	// Journal keeps the teardown writes Redis could not take and replays them once it answers
+	// (journal.go). Nil: a journal in memory of DefaultJournalMax entries.
+	Journal *Journal
+	// StoreHealth, when set (*store.Health), says whether Redis answers: while it does not,
+	// joins are refused without waiting for a write to fail, teardown writes go straight to
+	// the journal, and the journal is replayed as soon as Redis answers again.
+	StoreHealth StoreHealth
+	// JoinStoreTimeout bounds a join's first Redis write (a feature-code join's audit entry,
+	// an API join's claim), so that a supervisor joining just as Redis goes away is refused
+	// within it rather than CallTimeout (400 ms).
+	JoinStoreTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -146,6 +165,12 @@ func (c *Config) defaults() {
 	}
 	if c.ReportWarm <= 0 {
 		c.ReportWarm = time.Minute
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 3 * time.Second
+	}
+	if c.JoinStoreTimeout <= 0 {
+		c.JoinStoreTimeout = min(defaultJoinStoreTimeout, c.CallTimeout)
 	}
 }
 
@@ -198,6 +223,11 @@ type App struct {
 	// waiters are closed when a channel's StasisStart arrives (announcement snoops); guarded by mu.
 	waiters map[ari.ChannelID]chan struct{}
 	calls   calls
+	// journal holds the teardown writes waiting for Redis (journal.go).
+	journal *Journal
+
+	// ha is the node lease, fencing and forwarding state (lease.go).
+	ha haState
 
 	// hooks let tests act at exact points of a session (nil in production).
 	hooks struct {
@@ -220,6 +250,11 @@ func New(cfg Config, client ARI, st Store, dir config.Source) *App {
 		waiters:  make(map[ari.ChannelID]chan struct{}),
 	}
 	a.calls.trigger = make(chan struct{}, 1)
+	a.journal = cfg.Journal
+	if a.journal == nil {
+		a.journal, _ = OpenJournal(JournalOptions{}) // in memory: cannot fail
+	}
+	registerJournalMetrics(cfg.Registerer, a.journal)
 	return a
 }
 
@@ -239,6 +274,7 @@ func (a *App) Run(ctx context.Context, events <-chan ari.Event) error {
 	a.spawn(func() { a.runCalls(callsCtx) })
 	a.spawn(func() { a.runHelpSweep(callsCtx) })
 	a.spawn(func() { a.runReportWarm(callsCtx) })
+	a.spawn(func() { a.runJournal(callsCtx) })
 	for {
 		select {
 		case <-ctx.Done():
@@ -266,6 +302,7 @@ func (a *App) shutdown() {
 		s.postEvent(evLeave{reason: ReasonShutdown})
 	}
 	a.wg.Wait()
+	a.flushJournal() // the teardowns' writes still waiting for Redis (journal_replay.go)
 }
 
 // dispatch handles one event on the dispatcher goroutine; it never blocks on a session.
@@ -280,10 +317,14 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 	case *ari.ConnectionEvent:
 		a.log.Info().Str("state", e.State.String()).AnErr("cause", e.Err).Msg("ari connection")
 		a.met.connState(e.State)
+		if e.State == ari.Replaced {
+			a.replaced() // lease.go: another instance took the app
+		}
 		if e.State == ari.Connected || e.State == ari.Desynced {
 			a.spawn(func() {
 				a.subscribePhones(ctx)
 				a.reconcile(ctx)
+				a.resyncLive(ctx) // resync.go: this instance's sessions whose end was missed
 				a.touchCalls()
 			})
 		}
@@ -459,16 +500,8 @@ func endpointOf(channelName string) string {
 
 func newSessionID() string { return sessionPrefix + uuid.NewString() }
 
-// audit appends an audit entry, bounded by CallTimeout.
+// audit appends an audit entry, bounded by CallTimeout (journal_replay.go: refused at once while
+// Redis is known down; a session's join and end are written once, whoever writes them).
 func (a *App) audit(ctx context.Context, e store.AuditEntry) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
-	defer cancel()
-	if e.Time.IsZero() {
-		e.Time = a.cfg.Clock()
-	}
-	a.completeAudit(&e) // auditapi.go
-	if _, err := a.store.AppendAudit(ctx, e); err != nil {
-		return fmt.Errorf("audit %s %s: %w", e.Action, e.Outcome, err)
-	}
-	return nil
+	return a.auditWithin(ctx, e, a.cfg.CallTimeout)
 }

@@ -137,6 +137,9 @@ func (a *App) rebuildCalls(ctx context.Context) {
 	if old == nil {
 		old = &callIndex{}
 	}
+	if !a.running() {
+		return // a standby's index (lease_calls.go): the active notifies
+	}
 	for id, c := range idx.byID {
 		if _, ok := old.byID[id]; !ok {
 			a.notify(c.Tenant, NoteCallStarted, c)

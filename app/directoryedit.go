@@ -65,7 +65,13 @@ func (s *DirectorySync) Edit(ctx context.Context, by string,
 	if err != nil {
 		return 0, err
 	}
-	if !unchanged && built != nil && s.live.Advance(built, doc.Rev) && s.OnChange != nil {
+	// OnChange runs here even when Run's goroutine, told of the change by the announcement,
+	// put it in force first: the caller answers only once the change is applied everywhere
+	// it matters (the dialplan reloaded); OnChange's receivers are idempotent.
+	if !unchanged && built != nil && s.OnChange != nil {
+		if !s.live.Advance(built, doc.Rev) {
+			built, _ = s.live.Snapshot()
+		}
 		s.OnChange(ctx, built, doc.Rev)
 	}
 	return doc.Rev, nil

@@ -55,9 +55,14 @@ func TestE2EHelpAcceptByAPI(t *testing.T) {
 	answered := time.Now()
 	r.ExpectMode(e2etest.ModeChange{From: dialplan.Spy, To: dialplan.Whisper, Asked: answered, Quiet: answered}, c, in)
 
-	got, err := r.app.HelpRequest(ctx, johnKey, h.ID)
+	got, err := r.app.HelpRequest(ctx, adamKey, h.ID)
 	if err != nil || got.State != store.HelpInProgress || got.HelpProvidedBy != "700" || got.SessionID != acc.Session.ID {
 		t.Errorf("request after the join: %+v, %v", got, err)
+	}
+	// The agent sees who helps, never the supervision the accept started (a silent one must
+	// not show through the request: eventview.go).
+	if got, err := r.app.HelpRequest(ctx, johnKey, h.ID); err != nil || got.HelpProvidedBy != "700" || got.SessionID != "" {
+		t.Errorf("request after the join, as the agent sees it: %+v, %v", got, err)
 	}
 	if call := r.awaitCall(adamKey, "744"); call.NeedsHelp || call.HelpRequest != h.ID {
 		t.Errorf("call after the accept: needs_help=%v help_request=%q, want false %q", call.NeedsHelp, call.HelpRequest, h.ID)

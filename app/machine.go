@@ -456,6 +456,11 @@ func next(cfg machineConfig, m machine, e event) (machine, []action) {
 			return m, nil
 		}
 		return m.finish(cfg, ending{reason: e.reason, hangup: !m.supGone})
+	case evEndNow: // an adopted session found broken (adopt.go)
+		if m.state == store.StateEnded || m.end != nil {
+			return m, nil
+		}
+		return m.finish(cfg, e.ending(cfg, m))
 	}
 	if m.end != nil {
 		return m.ending(cfg, e)

@@ -233,7 +233,8 @@ func (s *session) newRecord(mode dialplan.Mode) store.Session {
 		ID: s.id, Tenant: s.tenant.ID, Supervisor: s.supervisor.Number, Agent: s.agent.Number,
 		CallID: string(s.m.agentChan), Origin: s.origin, Mode: mode.String(), State: s.m.state,
 		SupervisorChannel: string(s.supChan), AgentChannel: string(s.m.agentChan),
-		BridgeID: string(bridgeID(s.id)), Instance: s.app.cfg.Instance, StartedAt: now, UpdatedAt: now,
+		BridgeID: string(bridgeID(s.id)), Instance: s.app.cfg.Instance, Epoch: s.app.owner().Epoch,
+		Node: s.app.node(), StartedAt: now, UpdatedAt: now,
 		HelpRequest: s.helpID,
 	}
 }
@@ -353,10 +354,14 @@ func (s *session) classify(msg message) event {
 // apply runs next and carries out its actions; action results are fed back in, in order.
 func (s *session) apply(ctx context.Context, e event) {
 	queue := []event{e}
-	for len(queue) > 0 {
+	for first := true; len(queue) > 0; first = false {
 		var acts []action
 		s.m, acts = next(s.cfg, s.m, queue[0])
 		queue = queue[1:]
+		if !s.allowed(ctx, acts, first) { // lease.go: fencing
+			s.abandon()
+			break
+		}
 		for _, act := range acts {
 			if fb := s.do(ctx, act); fb != nil {
 				queue = append(queue, fb)

@@ -50,6 +50,8 @@ const (
 	// EnvHTTPPublished sets http.published: compose passes the host address it publishes
 	// earpiece's port on.
 	EnvHTTPPublished = "EARPIECE_HTTP_PUBLISHED"
+	// EnvJournalDir sets redis.journal_dir.
+	EnvJournalDir = "EARPIECE_JOURNAL_DIR"
 )
 
 // Config is the whole configuration file.
@@ -91,8 +93,15 @@ type ARI struct {
 
 // Redis is where earpiece keeps its state.
 type Redis struct {
-	// URL is a redis:// or rediss:// URL (go-redis ParseURL syntax).
+	// URL is a redis:// or rediss:// URL (go-redis ParseURL syntax) for one server,
+	// redis-sentinel://host:port,host:port/db?master=NAME for the primary a set of Sentinels
+	// names, or redis-cluster://host:port,host:port for a Redis Cluster (redisurl.go).
 	URL string `yaml:"url"`
+	// JournalDir, when set, keeps the journal of the writes a session's teardown could not
+	// make during a Redis outage (app/journal.go) in a file there as well as in memory, so
+	// that an instance stopped or crashed during the outage makes them when it starts again.
+	// One directory per instance, writable by earpiece. Empty: memory only.
+	JournalDir string `yaml:"journal_dir"`
 	// AuditRetentionDays is how long audit entries are kept (0: the store's default, 365
 	// days). Retention is by time, never by count, so that nobody can push the history out
 	// by making many entries.
@@ -335,6 +344,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		{EnvARIApp, &c.ARI.App},
 		{EnvRedisURL, &c.Redis.URL},
 		{EnvAuditKey, &c.Redis.AuditKey},
+		{EnvJournalDir, &c.Redis.JournalDir},
 		{EnvHTTPListen, &c.HTTP.Listen},
 		{EnvHTTPPublished, &c.HTTP.Published},
 		{EnvDialplanFile, &c.Dialplan.ExtensionsFile},

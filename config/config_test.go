@@ -132,6 +132,7 @@ func TestApplyEnv(t *testing.T) {
 		"EARPIECE_HTTP_LISTEN":    ":9090",
 		"EARPIECE_HTTP_PUBLISHED": "127.0.0.1",
 		"EARPIECE_AUDIT_KEY":      "audit-checkpoint-key",
+		"EARPIECE_JOURNAL_DIR":    "/var/lib/earpiece/journal",
 		"EARPIECE_DIALPLAN_FILE":  "/shared/asterisk/extensions_earpiece.conf",
 		"EARPIECE_FEATURES_FILE":  "/shared/asterisk/features_earpiece.conf",
 		// The secrets sample.yaml's *_env settings name.
@@ -147,6 +148,9 @@ func TestApplyEnv(t *testing.T) {
 	want := config.ARI{URL: "https://pbx.example:8089/ari", User: "ops", Password: "s3cret", App: "earpiece-b"}
 	if cfg.ARI != want || cfg.Redis.URL != "rediss://redis.example:6380/1" || cfg.Redis.AuditKey != "audit-checkpoint-key" || cfg.HTTP.Listen != ":9090" || cfg.HTTP.Published != "127.0.0.1" {
 		t.Errorf("after ApplyEnv: %+v %+v %+v", cfg.ARI, cfg.Redis, cfg.HTTP)
+	}
+	if cfg.Redis.JournalDir != "/var/lib/earpiece/journal" {
+		t.Errorf("redis.journal_dir after ApplyEnv: %q", cfg.Redis.JournalDir)
 	}
 	if cfg.Dialplan != (config.Dialplan{ExtensionsFile: "/shared/asterisk/extensions_earpiece.conf", FeaturesFile: "/shared/asterisk/features_earpiece.conf"}) {
 		t.Errorf("after ApplyEnv: %+v", cfg.Dialplan)

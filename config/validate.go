@@ -82,8 +82,10 @@ func (c *Config) validateServices(v *validator) {
 	if !validName(c.ARI.App) {
 		v.add("ari.app", "%q: want 1-64 ASCII letters, digits, '-' or '_'", c.ARI.App)
 	}
-	if u, ok := v.url("redis.url", c.Redis.URL); ok && u.Scheme != "redis" && u.Scheme != "rediss" {
-		v.add("redis.url", "%q: scheme must be redis or rediss", RedactURL(c.Redis.URL))
+	if c.Redis.URL == "" {
+		v.add("redis.url", "required")
+	} else if err := CheckRedisURL(c.Redis.URL); err != nil { // one server, Sentinel or Cluster (redisurl.go)
+		v.add("redis.url", "%v", err)
 	}
 	if c.Redis.AuditRetentionDays < 0 {
 		v.add("redis.audit_retention_days", "%d: want 0 (the default) or more", c.Redis.AuditRetentionDays)

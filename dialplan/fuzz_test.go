@@ -98,9 +98,11 @@ func FuzzValidate(f *testing.F) {
 				t.Fatalf("rules %+v: ModeForDigit(%q) = %v, %v", r, r.DigitFor(m), got, ok)
 			}
 		}
-		if err := dialplan.Render(io.Discard, "t", r, dialplan.RenderOptions{}); err != nil {
+		var out strings.Builder
+		if err := dialplan.Render(&out, "t", r, dialplan.RenderOptions{}); err != nil {
 			t.Fatalf("Render(valid rules) = %v", err)
 		}
+		checkFallback(t, out.String())
 	})
 }
 

@@ -92,8 +92,11 @@ func ValidDevice(s string) bool {
 //
 //	exten => _*90.,1,NoOp(earpiece spy ${EXTEN:3})
 //	 same => n,Stasis(earpiece,feature,acme,${EXTEN})
-//	 same => n,ExecIf($["${STASISSTATUS}" = "FAILED"]?Congestion(3))
-//	 same => n,Hangup()
+//	 same => n,GotoIf($["${STASISSTATUS}" != "FAILED"]?done)
+//	 same => n,Answer()
+//	 same => n,Playtones(congestion)
+//	 same => n,Wait(3)
+//	 same => n(done),Hangup()
 //
 // The app receives the whole dialed string and parses it with the tenant's
 // Rules, so a malformed code (letters, a target that is too long) still
@@ -102,10 +105,12 @@ func ValidDevice(s string) bool {
 //
 // Stasis() returns at once with STASISSTATUS=FAILED when the application is
 // not registered (earpiece down or disconnected from ARI); the supervisor
-// then gets congestion (a fast busy, or 503 on an unanswered PJSIP channel)
-// rather than a silent hang-up: a supervision attempt that cannot go ahead
-// is always heard, never met with silence. After a normal exit from Stasis
-// (SUCCESS) the channel is simply hung up.
+// then hears congestion for 3 s, as from any refusal earpiece makes itself:
+// the channel is answered first, because Congestion() on an unanswered PJSIP
+// channel is only a SIP 503, which most phones show as an error or drop
+// without a sound. A supervision attempt that cannot go ahead is always
+// heard, never met with silence or a bare error. After a normal exit from
+// Stasis (SUCCESS) the channel is simply hung up.
 //
 // The pattern is "_" + prefix + ".": in Asterisk patterns "." matches one or
 // more characters of any kind, and the prefix itself is literal because
@@ -184,21 +189,30 @@ func Render(w io.Writer, tenant string, r Rules, opts RenderOptions) error {
 		p := r.Prefix(m)
 		fmt.Fprintf(&b, "exten => _%s.,1,NoOp(earpiece %s ${EXTEN:%d})\n", p, m, len(p))
 		fmt.Fprintf(&b, " same => n,Stasis(%s,feature,%s,${EXTEN})\n", opts.App, tenant)
-		b.WriteString(" same => n,ExecIf($[\"${STASISSTATUS}\" = \"FAILED\"]?Congestion(3))\n")
-		b.WriteString(" same => n,Hangup()\n")
+		writeStasisFallback(&b)
 	}
 	if c := r.HelpAcceptCode; c != "" {
 		// The help-accept code is an exact extension: nothing follows it.
 		fmt.Fprintf(&b, "\nexten => %s,1,NoOp(earpiece help accept)\n", c)
 		fmt.Fprintf(&b, " same => n,Stasis(%s,feature,%s,${EXTEN})\n", opts.App, tenant)
-		b.WriteString(" same => n,ExecIf($[\"${STASISSTATUS}\" = \"FAILED\"]?Congestion(3))\n")
-		b.WriteString(" same => n,Hangup()\n")
+		writeStasisFallback(&b)
 	}
 	writeAgentHandler(&b, tenant, r, opts.Context+AgentContextSuffix)
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("render dialplan for tenant %q: %w", tenant, err)
 	}
 	return nil
+}
+
+// writeStasisFallback ends a code's block: when Stasis() failed (the app is not registered), the
+// supervisor's channel is answered and hears congestion for 3 s (tone:congestion of
+// indications.conf, the tone earpiece's own refusals play), then is hung up.
+func writeStasisFallback(b *strings.Builder) {
+	b.WriteString(" same => n,GotoIf($[\"${STASISSTATUS}\" != \"FAILED\"]?done)\n")
+	b.WriteString(" same => n,Answer()\n")
+	b.WriteString(" same => n,Playtones(congestion)\n")
+	b.WriteString(" same => n,Wait(3)\n")
+	b.WriteString(" same => n(done),Hangup()\n")
 }
 
 // validName reports whether s is 1 to maxLen ASCII letters, digits, '-' or '_':

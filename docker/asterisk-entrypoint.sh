@@ -35,7 +35,9 @@
 #                          reloads it through ARI: /etc/asterisk's two files become links to it,
 #                          seeded from $CONF_SRC's the first time
 #   DIALPLAN_OWNER         uid:gid given DIALPLAN_DIR and its files, earpiece's user (it replaces
-#                          the files by renaming new ones into the directory)
+#                          the files by renaming new ones into the directory), and JOURNAL_DIR
+#   JOURNAL_DIR            when set, a directory of earpiece's (its Redis-outage journal) that
+#                          only needs the right owner: earpiece's root file system is read-only
 set -eu
 
 src=${CONF_SRC:-/etc/asterisk-earpiece}
@@ -200,6 +202,12 @@ if [ -n "${DIALPLAN_DIR:-}" ]; then
   done
   chown "$DIALPLAN_OWNER" "$DIALPLAN_DIR" "$DIALPLAN_DIR/extensions_earpiece.conf" "$DIALPLAN_DIR/features_earpiece.conf"
   log "dialplan: $DIALPLAN_DIR (written by earpiece)"
+fi
+
+if [ -n "${JOURNAL_DIR:-}" ]; then
+  [ -n "${DIALPLAN_OWNER:-}" ] || die "JOURNAL_DIR needs DIALPLAN_OWNER (earpiece's uid:gid)"
+  mkdir -p "$JOURNAL_DIR"
+  chown "$DIALPLAN_OWNER" "$JOURNAL_DIR"
 fi
 
 # Asterisk's own directories (volumes mounted over them may come with other owners). Owners

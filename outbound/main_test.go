@@ -17,6 +17,8 @@ import (
 
 // TestMain checks for leaked goroutines after the tests.
 func TestMain(m *testing.M) {
+	// go-redis logs every failed dial; the Redis-down tests make many.
+	redis.SetLogger(quietLogger{})
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -27,12 +29,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
 // t0 is the tests' "now".
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 // env is a hub configuration over a real Redis.
 type env struct {
 	t   testing.TB
+	srv *redistest.Server
 	rdb *redis.Client
 	st  *store.Store
 	cfg Config
@@ -42,12 +49,17 @@ type option func(*Config)
 
 func newEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
-	rdb := redistest.Start(t).Client(t)
-	e := &env{t: t, rdb: rdb, st: store.New(rdb, store.Options{})}
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	e := &env{t: t, srv: srv, rdb: rdb, st: store.New(rdb, store.Options{})}
 	e.cfg = Config{
 		Store:  e.st,
 		Clock:  func() time.Time { return t0 },
 		Logger: zerolog.Nop(),
+		// Fast enough for tests: a stopping hub waits at most half a second for attempts in
+		// progress, and an idle endpoint looks at the outbox every 50 ms.
+		DrainTimeout: 500 * time.Millisecond,
+		PollInterval: 50 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(&e.cfg)

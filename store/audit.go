@@ -60,7 +60,17 @@ type AuditEntry struct {
 	// entry stands for, within its Options.AuditBurstWindow: their targets, sessions and
 	// extras are not kept.
 	Repeats int64 `json:"repeats,omitempty"`
+	// Once, when set on append, makes the append idempotent: of the appends of a tenant's
+	// entries with the same Once within AuditOnceTTL, the first writes the entry and the others
+	// write nothing and return its stream id. Replaying an append (a write whose answer was
+	// lost, the app's journal after a Redis outage) then writes it once. Not stored in the
+	// entry, never read back.
+	Once string `json:"-"`
 }
+
+// AuditOnceTTL is how long an AuditEntry.Once marker keeps later appends of the same Once from
+// writing (the longest a replay can come after the first attempt).
+const AuditOnceTTL = 7 * 24 * time.Hour
 
 // Stream field names.
 const (
@@ -118,6 +128,17 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 	if e.Time.IsZero() {
 		e.Time = s.clock()
 	}
+	if e.Once != "" {
+		// Written already (a replay): nothing more, not even the refusal's burst count. The
+		// append script checks again, atomically, for an append racing this one.
+		id, err := s.rdb.Get(ctx, auditOnceKey(e.Tenant, e.Once)).Result()
+		switch {
+		case err == nil:
+			return id, nil
+		case !errors.Is(err, redis.Nil):
+			return "", fmt.Errorf("append audit %s by %s for tenant %s: %w", e.Action, e.Actor, e.Tenant, err)
+		}
+	}
 	var burst string // set on the burst's last entry
 	if e.Outcome == OutcomeRefused {
 		id := s.burstID(e)
@@ -149,7 +170,7 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (string, error) {
 		}
 		values[fExtra] = string(raw)
 	}
-	id, err := s.appendChained(ctx, e.Tenant, values)
+	id, err := s.appendChained(ctx, e.Tenant, e.Once, values)
 	if err != nil {
 		return "", fmt.Errorf("append audit %s by %s for tenant %s: %w", e.Action, e.Actor, e.Tenant, err)
 	}

@@ -138,20 +138,31 @@ return {string.format('%.0f', minid), last, cp, dropped}
 
 // auditAppendScript appends an entry if the stream's last entry is still the one the entry
 // links to (compare-and-set: otherwise another appender won, and nil is returned), trimming
-// below minid and writing the checkpoint in the same step.
-// KEYS[1] stream, KEYS[2] checkpoint; ARGV[1] expected last id ("" for none), ARGV[2] minid
-// ("0": no trim), ARGV[3] n, ARGV[4..3+n] checkpoint field/value pairs, the rest the entry's.
+// below minid and writing the checkpoint in the same step. With a third key (the entry's
+// AuditEntry.Once marker, audit.go) it appends at most once: if the marker exists, the id it
+// holds is returned and nothing is written; else the marker is set to the new entry's id.
+// KEYS[1] stream, KEYS[2] checkpoint, KEYS[3] (optional) once marker; ARGV[1] expected last id
+// ("" for none), ARGV[2] minid ("0": no trim), ARGV[3] the marker's TTL in ms, ARGV[4] n,
+// ARGV[5..4+n] checkpoint field/value pairs, the rest the entry's.
 var auditAppendScript = redis.NewScript(`
+if KEYS[3] then
+  local done = redis.call('GET', KEYS[3])
+  if done then return done end
+end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local lastid = ''
 if #last > 0 then lastid = last[1][1] end
 if lastid ~= ARGV[1] then return false end
-local n = tonumber(ARGV[3])
-if n > 0 then redis.call('HSET', KEYS[2], unpack(ARGV, 4, 3 + n)) end
+local n = tonumber(ARGV[4])
+if n > 0 then redis.call('HSET', KEYS[2], unpack(ARGV, 5, 4 + n)) end
+local id
 if ARGV[2] ~= '0' then
-  return redis.call('XADD', KEYS[1], 'MINID', ARGV[2], '*', unpack(ARGV, 4 + n))
+  id = redis.call('XADD', KEYS[1], 'MINID', ARGV[2], '*', unpack(ARGV, 5 + n))
+else
+  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 5 + n))
 end
-return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4 + n))
+if KEYS[3] then redis.call('SET', KEYS[3], id, 'PX', ARGV[3]) end
+return id
 `)
 
 // scriptEntry decodes one stream entry as a script returns it: {id, {field, value, ...}}; ok
@@ -183,9 +194,12 @@ func pairs(v any) map[string]string {
 // appendChained adds the entry with fields values to the tenant's chain and trims what is older
 // than the retention, recording the checkpoint; it returns the stream id. Two round trips: read
 // the head (auditHeadScript), then compare-and-set (auditAppendScript), again if another
-// appender got in between.
-func (s *Store) appendChained(ctx context.Context, tenant string, values map[string]string) (string, error) {
+// appender got in between. A non-empty once appends at most once per once (AuditEntry.Once).
+func (s *Store) appendChained(ctx context.Context, tenant, once string, values map[string]string) (string, error) {
 	keys := []string{auditKey(tenant), auditCheckpointKey(tenant)}
+	if once != "" {
+		keys = append(keys, auditOnceKey(tenant, once))
+	}
 	var id string
 	attempt := func() error {
 		res, err := auditHeadScript.Run(ctx, s.rdb, keys, millis(s.auditRetention)).Slice()
@@ -228,8 +242,8 @@ func (s *Store) appendChained(ctx context.Context, tenant string, values map[str
 		}
 		fields[fSeq], fields[fPrev] = strconv.FormatInt(seq+1, 10), prev
 		fields[fHash] = auditHash(fields)
-		args := make([]any, 0, 3+len(cp)+2*len(fields))
-		args = append(args, lastID, minID, len(cp))
+		args := make([]any, 0, 4+len(cp)+2*len(fields))
+		args = append(args, lastID, minID, millis(AuditOnceTTL), len(cp))
 		args = append(args, cp...)
 		for k, v := range fields {
 			args = append(args, k, v)

@@ -15,7 +15,8 @@ package store
 //     of sessions, a few writes per session per minute) one shard is far from
 //     its limits.
 //   - {apikeys}: an API key record and its tenant's name index.
-//   - {<tenant>}: a tenant's webhook delivery records and their order list.
+//   - {<tenant>}: a tenant's webhook delivery records and their order list, and its
+//     webhook outbox (one script settles an attempt and writes its record).
 //
 // The other keys are single-key and spread over the cluster.
 //
@@ -80,6 +81,19 @@ const (
 	// loses nothing. TTL store.ReportRollupTTL (32 days).
 	keyReportRollup = Prefix + "report-rollup:"
 
+	// keyAuditOnce + "{" + the tenant's keyAudit stream key + "}:" + the entry's
+	// AuditEntry.Once → string: the stream id of the entry appended with that Once, so that
+	// appending it again writes nothing (a replayed append: the app's journal). Same hash tag
+	// as the checkpoint, so it shares the stream's Cluster slot (the append script writes
+	// both). TTL AuditOnceTTL.
+	keyAuditOnce = Prefix + "audit-once:"
+
+	// keyOnce + caller's key → "1": set by the first MarkOnce of the key (journal.go), so that
+	// something done by whoever marks first is done once: the app's
+	// "supervision.ended:<session id>", the session's end notification. TTL chosen by the caller
+	// (the app: AuditOnceTTL).
+	keyOnce = Prefix + "once:"
+
 	// keyAuditBurst + tenant + ":" + burst id → integer: how many more
 	// refusals the entry whose burst field is that id stands for
 	// (AuditEntry.Repeats). TTL Options.AuditRetention, so it goes with its
@@ -115,6 +129,33 @@ const (
 	// deliveriesOrderSuffix, after a tenant's keyDeliveries hash → list of
 	// delivery ids, newest first, capped at DeliveriesMaxLen. Same TTL.
 	deliveriesOrderSuffix = ":order"
+
+	// keyOutbox + "{" + tenant + "}" + suffix: the tenant's webhook outbox (outbox.go), the
+	// deliveries not yet delivered or given up, under the hash tag of its delivery records
+	// (keyDeliveries). Scores are the Redis server's clock (TIME) in ms. No TTL: an entry
+	// leaves when its delivery is delivered or fails for good, or (outbound.Hub's sweep) when
+	// no instance has had its endpoint configured for a while.
+	//   outboxItemsSuffix → hash: delivery id → OutboxEntry as JSON (the record as of the last
+	//     attempt, the endpoint id, the body).
+	//   outboxQueueSuffix → sorted set: every delivery id, scored by when it was added (depth,
+	//     oldest age).
+	//   outboxDueSuffix + endpoint id (hex of a SHA-256 of the endpoint's URL) → sorted set:
+	//     the endpoint's delivery ids, scored by when they are next due; a claimed one by when
+	//     its claim expires.
+	//   outboxClaimsSuffix → hash: delivery id → token of its last claim (only that token
+	//     settles it); deleted when the claim is settled or released.
+	//   outboxEndpointsSuffix → set of the endpoint ids that have a due set.
+	keyOutbox             = Prefix + "outbox:"
+	outboxItemsSuffix     = ":items"
+	outboxQueueSuffix     = ":queue"
+	outboxDueSuffix       = ":due:"
+	outboxClaimsSuffix    = ":claims"
+	outboxEndpointsSuffix = ":endpoints"
+
+	// keyOutboxTenants → set of the tenants whose outbox has (or had) entries: what the sweep
+	// and the outbox metrics read. Added to before every new entry; never trimmed (it is as
+	// large as the number of tenants with webhooks). No TTL.
+	keyOutboxTenants = Prefix + "outbox-tenants"
 
 	// keyEvents + tenant → stream of events (fields type, data). XADD trims
 	// it to about EventsMaxLen entries; its TTL (EventsTTL) is re-applied on
@@ -152,6 +193,29 @@ const (
 	// but never past exp (websession.go); deleted at sign-out.
 	keyWebSession = Prefix + "websession:"
 
+	// keyNode + "{" + node + "}" + suffix: a node's (one Asterisk and its Stasis app; the app
+	// name names it) instance lease, under one hash tag (instance.go, app/lease.go).
+	//   nodeLeaseSuffix → hash (fields instance, epoch, since in Unix ms): the active instance,
+	//     the one that holds the ARI events socket and runs the node's sessions. TTL the lease
+	//     TTL (app.Config.LeaseTTL, 3 s), renewed by its holder every third of it; deleted when
+	//     it stops gracefully.
+	//   nodeEpochSuffix → integer: incremented at every acquisition of the lease; the epoch a
+	//     session record carries with its instance is its owner's fencing token. No TTL.
+	//   nodeStandbySuffix → string: the name of an instance waiting as the node's standby. TTL
+	//     the lease TTL, renewed while it waits.
+	keyNode           = Prefix + "node:"
+	nodeLeaseSuffix   = ":lease"
+	nodeEpochSuffix   = ":epoch"
+	nodeStandbySuffix = ":standby"
+
+	// keyCommands + node → list of JSON commands for the node's active instance (the API's
+	// session-changing requests made on another instance: app/lease_forward.go), pushed on
+	// the left, taken on the right. TTL a minute, re-applied on each push.
+	keyCommands = Prefix + "commands:"
+
+	// keyCommandReply + command id → list holding the command's JSON answer. TTL a minute.
+	keyCommandReply = Prefix + "command-reply:"
+
 	keyHelp        = Prefix + "help:"
 	helpReqSuffix  = ":req:"
 	helpCallSuffix = ":call:"
@@ -171,6 +235,10 @@ func reportRollupKey(tenant, name string) string { return keyReportRollup + tena
 func auditCheckpointKey(tenant string) string {
 	return keyAuditCheckpoint + "{" + auditKey(tenant) + "}"
 }
+func auditOnceKey(tenant, once string) string {
+	return keyAuditOnce + "{" + auditKey(tenant) + "}:" + once
+}
+func onceKey(key string) string { return keyOnce + key }
 func auditBurstKey(tenant, burst string) string {
 	return keyAuditBurst + tenant + ":" + burst
 }
@@ -186,3 +254,8 @@ func helpKey(tenant, id string) string        { return helpTenantKey(tenant) + h
 func helpCallKey(tenant, call string) string  { return helpTenantKey(tenant) + helpCallSuffix + call }
 func helpAllKey(tenant string) string         { return helpTenantKey(tenant) + helpAllSuffix }
 func helpLiveKey(tenant string) string        { return helpTenantKey(tenant) + helpLiveSuffix }
+func leaseKey(node string) string             { return keyNode + "{" + node + "}" + nodeLeaseSuffix }
+func leaseEpochKey(node string) string        { return keyNode + "{" + node + "}" + nodeEpochSuffix }
+func standbyKey(node string) string           { return keyNode + "{" + node + "}" + nodeStandbySuffix }
+func commandsKey(node string) string          { return keyCommands + node }
+func replyKey(id string) string               { return keyCommandReply + id }

@@ -38,6 +38,10 @@ type Session struct {
 	SnoopChannel      string `json:"snoop_channel,omitempty"`
 	BridgeID          string `json:"bridge_id,omitempty"`
 	Instance          string `json:"instance,omitempty"` // app instance that owns the session
+	// Epoch is the lease epoch its owner runs it under: with Instance, the owner's fencing
+	// token (instance.go). Node is the node (Stasis app name) the session lives on.
+	Epoch int64  `json:"epoch,omitempty"`
+	Node  string `json:"node,omitempty"`
 
 	StartedAt time.Time `json:"started_at"`
 	UpdatedAt time.Time `json:"updated_at"` // set by the store on every write

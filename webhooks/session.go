@@ -39,7 +39,8 @@ import (
 //   - CSRF: besides SameSite=Strict, every state-changing request (any method but GET, HEAD
 //     and OPTIONS) authenticated by the cookie must carry the session's CSRF token in
 //     X-Earpiece-CSRF (which only the dashboard's own script, having read it from GET
-//     /v1/session, can send), and must not come from another site (Origin, Sec-Fetch-Site).
+//     /v1/session, can send), and must not come from another site (Sec-Fetch-Site, or the
+//     Origin when a browser sends no Sec-Fetch-Site).
 //   - A session ends at the first of: SessionLifetime after sign-in (8 h: a shift), SessionIdle
 //     without a request (1 h; an open event stream counts as activity, so an open dashboard
 //     stays signed in, and a closed one does not for long), sign-out (DELETE /v1/session), or
@@ -203,6 +204,13 @@ func (s *Server) signIn(c *echo.Context) error {
 		return unavailable("signing in", err)
 	}
 	secure := overTLS(req)
+	// The browser's previous session, if any, ends: its cookie is replaced by this one.
+	if prev, ok := sessionCookie(req, secure); ok && prev != "" {
+		if err := ss.DeleteWebSession(ctx, prev); err != nil {
+			log := s.requestLog(c)
+			log.Warn().Err(err).Msg("sign-in: deleting the previous session")
+		}
+	}
 	cookie := &http.Cookie{Name: cookiePlain, Value: ws.token, Path: "/v1", HttpOnly: true, SameSite: http.SameSiteStrictMode}
 	if secure {
 		cookie.Name, cookie.Path, cookie.Secure = cookieSecure, "/", true
@@ -389,17 +397,26 @@ func checkCSRF(req *http.Request, want string) error {
 	return nil
 }
 
-// sameSite reports whether what the browser says of a request's origin allows a change: no
-// Sec-Fetch-Site other than same-origin or none (typed by the user), and no Origin naming
-// another host than the request's. Clients that are not browsers send neither.
+// sameSite reports whether what the browser says of a request's origin allows a change.
+// Browsers say it in Sec-Fetch-Site (every current one does), which no page can forge and no
+// proxy rewrites: same-origin, or none (typed by the user), passes. Without it, the Origin, if
+// any, must be the request's host: the Host header or, behind a proxy that rewrites it,
+// X-Forwarded-Host (no other site's page can send that header without a CORS preflight, which
+// earpiece never grants). Clients that are not browsers send neither.
 func sameSite(req *http.Request) bool {
 	switch req.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
+		return true
+	case "":
+		origin := req.Header.Get("Origin")
+		if origin == "" || sameOrigin(origin, req.Host) {
+			return true
+		}
+		fwd, _, _ := strings.Cut(req.Header.Get("X-Forwarded-Host"), ",")
+		return sameOrigin(origin, strings.TrimSpace(fwd))
 	default:
 		return false
 	}
-	origin := req.Header.Get("Origin")
-	return origin == "" || sameOrigin(origin, req.Host)
 }
 
 // sameOrigin reports whether origin (an Origin header) is an http(s) origin of host (the

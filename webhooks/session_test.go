@@ -180,6 +180,21 @@ func TestSessionCSRF(t *testing.T) {
 	if rec.Code != http.StatusAccepted || e.svc.count("Join") != 1 {
 		t.Fatalf("join with the token: %d %s", rec.Code, rec.Body)
 	}
+	// Behind a proxy that rewrites Host: the browser's Sec-Fetch-Site, or an Origin naming the
+	// forwarded host, is what counts.
+	for _, hdr := range [][]string{
+		{"Origin", "https://earpiece.example", "Sec-Fetch-Site", "same-origin"},
+		{"Origin", "https://earpiece.example", "X-Forwarded-Host", "earpiece.example"},
+	} {
+		rec := e.withCookie(s, true, http.MethodPost, "/v1/supervisions", join, hdr...)
+		if rec.Code != http.StatusAccepted {
+			t.Errorf("behind a proxy %v: %d %s", hdr, rec.Code, rec.Body)
+		}
+	}
+	if rec := e.withCookie(s, true, http.MethodPost, "/v1/supervisions", join, "Origin", "https://evil.example",
+		"X-Forwarded-Host", "earpiece.example"); rec.Code != http.StatusForbidden {
+		t.Errorf("another origin behind a proxy: %d", rec.Code)
+	}
 	// Reads need no token.
 	if rec := e.withCookie(s, false, http.MethodGet, "/v1/supervisions", ""); rec.Code != http.StatusOK {
 		t.Errorf("GET without token: %d", rec.Code)
@@ -217,6 +232,15 @@ func TestSessionSignOut(t *testing.T) {
 	}
 	if rec := e.withCookie(s, true, http.MethodDelete, "/v1/session", ""); rec.Code != http.StatusNoContent {
 		t.Errorf("second sign-out: %d", rec.Code)
+	}
+	// Signing in again from a browser that holds a session replaces it: the old one ends.
+	first := e.signIn(keySup)
+	second := e.signIn(keyAdmin, "Cookie", first.cookie.Name+"="+first.cookie.Value)
+	if rec := e.withCookie(first, false, http.MethodGet, "/v1/session", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("the replaced session: %d", rec.Code)
+	}
+	if rec := e.withCookie(second, true, http.MethodDelete, "/v1/session", ""); rec.Code != http.StatusNoContent {
+		t.Errorf("signing the new one out: %d", rec.Code)
 	}
 	if n, _ := e.rdb.Keys(t.Context(), "*websession*").Result(); len(n) != 0 {
 		t.Errorf("sessions left in Redis: %v", n)

@@ -88,7 +88,7 @@ func exportDirectory(args []string, stdout io.Writer) error {
 
 // withSync runs f with the store and a directory sync on cfg's Redis.
 func withSync(cfg *config.Config, f func(ctx context.Context, sync *app.DirectorySync, st *store.Store) error) error {
-	rdb, edge, err := redisClients(cfg.Redis.URL)
+	rdb, edge, err := newRedisClients(cfg.Redis.URL)
 	if err != nil {
 		return err
 	}

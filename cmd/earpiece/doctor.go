@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/earpiece/earpiece/app"
 	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/config"
@@ -49,14 +47,10 @@ func doctor(args []string, stdout io.Writer) error {
 		return fmt.Errorf("ari client: %w", err)
 	}
 	defer client.CloseIdleConnections()
-	opts, err := redis.ParseURL(cfg.Redis.URL)
+	rdb, err := newDoctorClient(cfg.Redis.URL)
 	if err != nil {
-		return fmt.Errorf("redis url %q: %s", config.RedactURL(cfg.Redis.URL), config.RedactError(err, cfg.Redis.URL))
+		return err
 	}
-	opts.ContextTimeoutEnabled = true
-	opts.DialTimeout = 2 * time.Second
-	opts.MaxRetries = -1 // one attempt: a doctor reports, it does not wait
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	ck := &checkup{cfg: cfg, ari: client, store: store.New(rdb, store.Options{}), readFile: os.ReadFile}
 	if n := printChecks(stdout, ck.run(context.Background())); n > 0 {

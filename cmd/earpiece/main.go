@@ -331,17 +331,34 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	rdb, edgeRDB, err := redisClients(cfg.Redis.URL)
+	rdb, edgeRDB, err := newRedisClients(cfg.Redis.URL)
 	if err != nil {
 		return nil, err
 	}
+	// A Redis that does not answer is noticed within half a second; from then on every command
+	// fails at once, so joins are refused audibly at once and teardown writes go to the journal.
+	health := store.NewHealth(rdb, store.HealthOptions{OnChange: func(up bool, err error) {
+		if up {
+			log.Info().Msg("redis answers again")
+		} else {
+			log.Error().Err(err).Msg("redis does not answer: joins refused at once, teardown writes journaled")
+		}
+	}})
+	rdb.AddHook(health)
+	edgeRDB.AddHook(health)
 	sopts := store.Options{AuditRetention: time.Duration(cfg.Redis.AuditRetentionDays) * 24 * time.Hour,
 		AuditKey: []byte(cfg.Redis.AuditKey)}
 	st, edgeStore := store.New(rdb, sopts), store.New(edgeRDB, sopts)
 	closeRedis := func() {
-		for _, c := range []*redis.Client{edgeRDB, rdb} {
+		for _, c := range []redis.UniversalClient{edgeRDB, rdb} {
 			_ = c.Close()
 		}
+	}
+
+	journal, err := app.OpenJournal(app.JournalOptions{Dir: cfg.Redis.JournalDir})
+	if err != nil {
+		closeRedis()
+		return nil, err
 	}
 
 	client, err := ari.New(ari.Config{
@@ -359,6 +376,7 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		Endpoints:  webhookEndpoints(fileDir),
 		Logger:     log.With().Str("component", "outbound").Logger(),
 		Registerer: reg,
+		Instance:   instance, // claim tokens name the instance
 	})
 	if err != nil {
 		closeRedis()
@@ -371,6 +389,12 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		Logger:     log.With().Str("component", "app").Logger(),
 		Registerer: reg,
 		Notifier:   hub,
+		// Active/standby under the node's lease: RunActive below connects the events socket
+		// only while this instance is its node's active, and re-adopts the sessions of one
+		// that is gone.
+		Lease:       st,
+		Journal:     journal,
+		StoreHealth: health,
 	}, client, st, dir)
 	sync.Audit = sup.AuditDirectory
 	// The rendered dialplan follows the directory: custom codes work on the next dial, and the
@@ -411,19 +435,25 @@ func build(cfg *config.Config, instance string, log zerolog.Logger) (*service, e
 		RateLimits:        cfg.HTTP.RateLimits,
 		Checks: []webhooks.Check{
 			{Name: "redis", Fn: st.Ping},
-			{Name: "ari", Fn: func(context.Context) error {
-				if !client.Stats().Connected {
-					return errors.New("events socket not connected")
-				}
-				return nil
-			}},
+			// Connected, or a healthy standby (which has no socket).
+			{Name: "ari", Fn: sup.ARICheck(func() bool { return client.Stats().Connected })},
 		},
 	})
 	return &service{
 		log: log,
 		web: web,
-		app: runFunc(func(ctx context.Context) error { return sup.Run(ctx, client.Events()) }),
-		ari: client,
+		// RunActive waits as the standby until this instance holds its node's lease, then runs
+		// the ARI events socket and the app; app.ErrLeaseLost (another instance took the node
+		// over) ends serve with an error, to be restarted as a standby. Beside it, the Redis
+		// health check; the journal is closed once the app has stopped.
+		app: runFunc(func(ctx context.Context) error {
+			hctx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+			done := make(chan struct{})
+			go func() { defer close(done); health.Run(hctx) }()
+			defer func() { stopHealth(); <-done; _ = journal.Close() }()
+			return sup.RunActive(ctx, client)
+		}),
+		ari: activeRunsARI{client},
 		// The hub, and beside it the dialplan writer's periodic re-check (it heals a failed
 		// apply or an Asterisk restarted with an older file).
 		hub: runFunc(func(ctx context.Context) error {
@@ -471,23 +501,6 @@ func bootDirectory(ctx context.Context, sync *app.DirectorySync, tenants []confi
 		case <-time.After(wait):
 		}
 	}
-}
-
-// redisClients makes the Redis clients: one for call handling, and one for the HTTP edge.
-func redisClients(url string) (calls, edge *redis.Client, err error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		// The URL may carry a password: the message shows it redacted.
-		return nil, nil, fmt.Errorf("redis url %q: %s", config.RedactURL(url), config.RedactError(err, url))
-	}
-	// Without it go-redis ignores ctx deadlines on reads and writes: a frozen Redis would hold
-	// every call for its own timeout, whatever the session asked for.
-	opts.ContextTimeoutEnabled = true
-	// The HTTP edge gets its own Redis client: every open event stream holds a connection while
-	// it waits, and dashboards must not starve call handling of connections.
-	eopts := *opts
-	eopts.PoolSize = 128
-	return redis.NewClient(opts), redis.NewClient(&eopts), nil
 }
 
 // run starts the components and waits for ctx (SIGINT, SIGTERM), or for the HTTP server or the
@@ -570,8 +583,10 @@ func (s *service) run(ctx context.Context) error {
 	stopARI()
 	<-ariDone
 	s.ari.CloseIdleConnections()
-	// 4. Stop the notification hub: the sessions' last notifications are queued by now;
-	//    deliveries still waiting for a retry are dropped (their records say "retrying").
+	// 4. Stop the notification hub: it writes what it still holds in memory (the sessions' last
+	//    notifications) to the Redis outbox and lets attempts in progress finish within
+	//    outbound.DefaultDrainTimeout; whatever is not delivered stays in the outbox for the next
+	//    start or another instance.
 	stopHub()
 	<-hubDone
 	// 5. Stop following the directory (and SIGHUP): nothing decides with it any more.
@@ -640,3 +655,9 @@ func envOr(name, def string) string {
 	}
 	return def
 }
+
+// activeRunsARI is the ARI client whose events socket app.RunActive runs (while the instance is
+// its node's active); in run's order it only closes the REST client's idle connections.
+type activeRunsARI struct{ *ari.Client }
+
+func (activeRunsARI) Run(ctx context.Context) error { <-ctx.Done(); return nil }

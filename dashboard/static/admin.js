@@ -4,7 +4,7 @@
 // operator, who then manages any tenant's directory. Every change goes through the /v1 API,
 // which validates it; its errors are shown by the field they name.
 
-import { h, say, time, rfc3339, localInput, MODE_LABEL } from './dom.js';
+import { h, say, time, duration, rfc3339, localInput, MODE_LABEL } from './dom.js';
 import { api, request, enc, APIError } from './api.js';
 import { stackedBars } from './chart.js';
 
@@ -530,9 +530,9 @@ class AuditView extends TabView {
       ? h('button', { type: 'button', onclick: () => { this.cursor = data.next_cursor; this.page(); } }, 'Next page')
       : null;
     this.results.replaceChildren(
-      rows.length ? table('Audit entries, oldest first', ['Time', 'Actor', 'Action', 'Agent', 'Mode', 'Outcome', 'Reason'], rows)
+      rows.length ? table('Audit entries, oldest first', ['Time', 'Actor', 'Action', 'Agent or target', 'Mode', 'Outcome', 'Reason'], rows)
         : h('p', { class: 'muted' }, 'No entries match.'),
-      next);
+      ...(next ? [next] : []));
   }
 
   // csv downloads the page the filters select, as the API writes it (Accept: text/csv).
@@ -588,7 +588,7 @@ class ReportView extends TabView {
       showErrors(this.form, err);
       return;
     }
-    const mins = (s) => ((s || 0) / 60).toFixed(1);
+    const mins = (s) => duration(s || 0);
     const line = (label, f) => h('tr', {},
       h('th', { scope: 'row' }, label),
       h('td', {}, f.supervision.sessions),
@@ -596,7 +596,7 @@ class ReportView extends TabView {
       ...['spy', 'whisper', 'barge'].map((m) => h('td', {}, mins(f.supervision.seconds_in_mode?.[m]))),
       h('td', {}, f.supervision.switches), h('td', {}, f.supervision.refusals),
       h('td', {}, f.help.raised), h('td', {}, f.help.accepted));
-    const head = ['', 'Sessions', 'Monitor', 'Coach', 'Barge', 'Min. monitoring', 'Min. coaching', 'Min. barging',
+    const head = ['', 'Sessions', 'Monitor', 'Coach', 'Barge', 'Time monitoring', 'Time coaching', 'Time barging',
       'Switches', 'Refusals', 'Help raised', 'Help accepted'];
     const chart = stackedBars({
       id: 'report-chart',

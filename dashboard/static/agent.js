@@ -123,7 +123,7 @@ export class AgentView {
     this.status.replaceChildren(
       h('p', { class: 'help-state', 'data-status': r.status }, text),
       h('p', { class: 'muted' }, 'Raised ' + time(r.created_at) + (r.reason ? ': “' + r.reason + '”' : '')),
-      action);
+      ...(action ? [action] : []));
   }
 
   async raise() {

@@ -86,6 +86,9 @@ function stopAll() {
   current = null;
   byId('views').replaceChildren();
   byId('tabs').replaceChildren();
+  const conn = byId('connection');
+  conn.textContent = '';
+  delete conn.dataset.state;
 }
 
 // viewsFor is what a role may see and do, as the API allows it.
@@ -127,6 +130,8 @@ function start(session) {
   const wanted = views.find((v) => '#' + v.id === location.hash) || views[0];
   if (wanted) show(wanted, false);
 
+  // The operator administers tenants and follows no tenant's events.
+  if (session.role === 'operator') return;
   const conn = byId('connection');
   conn.hidden = false;
   live = new Live({

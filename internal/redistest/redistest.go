@@ -66,6 +66,7 @@ type Server struct {
 	url      url.URL        // what URL returns
 	dir      string         // private server: data dir and log
 	port     int
+	persist  bool // private server: append-only file, fsynced always (StartPersistent)
 
 	mu   sync.Mutex
 	proc *process // running private server, nil when stopped
@@ -82,11 +83,25 @@ type process struct {
 // it down in t.Cleanup.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb, false)
+}
+
+// StartPersistent is Start with persistence, as production runs Redis (the compose stack's has
+// an append-only file): every write is in the server's append-only file, fsynced, before it is
+// answered, so Stop and Restart keep the data, the way a Redis restart does in production. On
+// an external server (EnvURL) it is Start.
+func StartPersistent(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, true)
+}
+
+func start(tb testing.TB, persist bool) *Server {
+	tb.Helper()
 	if raw := os.Getenv(EnvURL); raw != "" {
 		return startExternal(tb, raw)
 	}
 	bin := redisServerBinary(tb)
-	s := &Server{tb: tb, dir: tb.TempDir()}
+	s := &Server{tb: tb, dir: tb.TempDir(), persist: persist}
 	// The port comes from internal/freeport (reserved across test binaries, below the ephemeral
 	// range), so nobody else binds it between now and redis-server's start.
 	port, release, err := freeport.One()
@@ -156,8 +171,8 @@ func (s *Server) Stop() {
 }
 
 // Restart starts the private server again on the same port, empty (it has no
-// persistence), and waits until it answers PING. It stops it first if it is
-// running.
+// persistence; a StartPersistent server keeps its data), and waits until it answers
+// PING. It stops it first if it is running.
 func (s *Server) Restart() {
 	s.tb.Helper()
 	if s.external {
@@ -220,15 +235,21 @@ func (s *Server) launch(bin string) error {
 	if s.proc != nil {
 		return errors.New("already running")
 	}
-	cmd := exec.Command(bin,
+	appendonly := []string{"--appendonly", "no"}
+	if s.persist {
+		appendonly = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
+	}, appendonly...)
+	args = append(args,
 		"--dir", s.dir,
 		"--logfile", "redis.log", // relative to --dir
 		"--daemonize", "no",
 	)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {

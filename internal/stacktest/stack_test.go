@@ -729,9 +729,8 @@ func apiDo(ctx context.Context, t *testing.T, base, key, method, path, body stri
 }
 
 // recreate: earpiece is killed (-9) while 700 supervises 744 and compose re-creates the
-// container, with another host name. Its fixed EARPIECE_INSTANCE makes the new one recognise the
-// session as its own: it hangs the supervisor up and ends the session as lost (a new instance
-// name would leave the supervisor in the call for good). It returns the new container.
+// container, with another host name. The new one takes the node's lease and adopts the session:
+// the supervisor keeps hearing the call, and the API ends it. It returns the new container.
 func (s *supervision) recreate(t *testing.T, rt *Runtime, svc *Service, img *Image, old *Container, base, key string) *Container {
 	ctx, cancel := context.WithTimeout(s.ctx, 40*time.Second)
 	defer cancel()
@@ -770,17 +769,27 @@ func (s *supervision) recreate(t *testing.T, rt *Runtime, svc *Service, img *Ima
 	if err := nc.WaitHealthy(ctx); err != nil {
 		t.Fatalf("%v\n%s", err, tail(nc.Log, 40))
 	}
-	wait, cancelWait := context.WithTimeout(ctx, 15*time.Second)
-	defer cancelWait()
+	// The new container holds the node's lease under the same name at once and adopts the
+	// session: the supervisor goes on hearing the call, and the API can end it.
+	s.hears(t, c, testphone.ToneAgent, time.Now(), "the supervisor, after the re-creation")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, got := apiDo(ctx, t, base, key, http.MethodGet, "/v1/supervisions/"+id, "")
+		if code == http.StatusOK && got["state"] == "active" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v1/supervisions/%s after the re-creation: %d %v, want it active (adopted)", id, code, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, got := apiDo(ctx, t, base, key, http.MethodDelete, "/v1/supervisions/"+id, ""); code != http.StatusOK || got["state"] != "ended" {
+		t.Errorf("DELETE /v1/supervisions/%s after the re-creation: %d %v", id, code, got)
+	}
 	select {
 	case <-c.Done():
-	case <-wait.Done():
-		t.Fatalf("the supervisor of the killed earpiece's session is still in the call: the re-created container " +
-			"does not take its predecessor's sessions as its own (compose's EARPIECE_INSTANCE)")
-	}
-	code, got := apiDo(ctx, t, base, key, http.MethodGet, "/v1/supervisions/"+id, "")
-	if code != http.StatusOK || got["state"] != "ended" || got["end_reason"] != "lost" {
-		t.Errorf("GET /v1/supervisions/%s after the re-creation: %d %v, want ended (lost)", id, code, got)
+	case <-time.After(10 * time.Second):
+		t.Error("the adopted session's supervisor was not hung up by DELETE")
 	}
 	return nc
 }
