@@ -68,11 +68,13 @@ func (s *DirectorySync) Edit(ctx context.Context, by string,
 	// OnChange runs here even when Run's goroutine, told of the change by the announcement,
 	// put it in force first: the caller answers only once the change is applied everywhere
 	// it matters (the dialplan reloaded); OnChange's receivers are idempotent.
-	if !unchanged && built != nil && s.OnChange != nil {
+	if !unchanged && built != nil {
 		if !s.live.Advance(built, doc.Rev) {
 			built, _ = s.live.Snapshot()
 		}
-		s.OnChange(ctx, built, doc.Rev)
+		if s.OnChange != nil {
+			s.OnChange(ctx, built, doc.Rev)
+		}
 	}
 	return doc.Rev, nil
 }
