@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -36,6 +37,9 @@ type Service struct {
 	Tmpfs       []string
 	ReadOnly    bool
 	Init        bool
+	// StopGrace is how long `docker compose stop` waits after SIGTERM before SIGKILL
+	// (stop_grace_period; compose's default 10 s).
+	StopGrace   time.Duration
 	CapAdd      []string
 	CapDrop     []string
 	SecurityOpt []string
@@ -140,6 +144,7 @@ type composeFile struct {
 		Volumes     []string          `yaml:"volumes"`
 		Tmpfs       yaml.Node         `yaml:"tmpfs"`
 		ReadOnly    bool              `yaml:"read_only"`
+		StopGrace   string            `yaml:"stop_grace_period"`
 		Init        bool              `yaml:"init"`
 		CapAdd      []string          `yaml:"cap_add"`
 		CapDrop     []string          `yaml:"cap_drop"`
@@ -170,6 +175,14 @@ func parseComposeConfig(file string, out []byte) (*Project, error) {
 			Name: name, Image: raw.Image, User: unescape(raw.User), ReadOnly: raw.ReadOnly, Init: raw.Init,
 			CapAdd: raw.CapAdd, CapDrop: raw.CapDrop, SecurityOpt: raw.SecurityOpt,
 			Environment: map[string]string{}, DependsOn: map[string]string{},
+		}
+		s.StopGrace = 10 * time.Second
+		if raw.StopGrace != "" {
+			d, err := time.ParseDuration(raw.StopGrace)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: stop_grace_period %q: %w", name, raw.StopGrace, err)
+			}
+			s.StopGrace = d
 		}
 		var err error
 		if s.Entrypoint, err = stringList(&raw.Entrypoint); err != nil {

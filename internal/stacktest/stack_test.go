@@ -320,12 +320,13 @@ func runStack(t *testing.T, planPath string) {
 	s.close()
 	t.Run("DialplanRender", func(t *testing.T) { checkDialplanRender(ctx, t, rt, p, p.DialplanWant) })
 
-	// `docker compose stop`: SIGTERM, SIGKILL after 10 s.
+	// `docker compose stop`: SIGTERM, SIGKILL after the service's stop_grace_period.
 	for i := len(names) - 1; i >= 0; i-- {
 		c := containers[names[i]]
-		exit, killed := c.Stop(10 * time.Second)
+		grace := p.Project.Services[names[i]].StopGrace
+		exit, killed := c.Stop(grace)
 		if killed {
-			t.Errorf("%s did not stop within 10 s of SIGTERM", c.Name)
+			t.Errorf("%s did not stop within %v of SIGTERM", c.Name, grace)
 		} else if exit != nil {
 			t.Errorf("%s exited with %v after SIGTERM", c.Name, exit)
 		}
