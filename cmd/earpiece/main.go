@@ -576,7 +576,14 @@ func (s *service) run(ctx context.Context) error {
 	//    under its own timeout), which still needs the ARI client and Redis.
 	stopApp()
 	if !appStopped {
-		<-appDone
+		// Bounded: a stop that hangs must not outlast compose's stop grace and end in SIGKILL
+		// half-way through the steps below. What the app had not finished is not lost: the
+		// journal and the outbox hold the writes, and the next start adopts the sessions.
+		select {
+		case <-appDone:
+		case <-time.After(appStopTimeout):
+			s.log.Error().Dur("after", appStopTimeout).Msg("the app did not stop in time; stopping the rest")
+		}
 	}
 	// 3. Close the ARI socket: nothing is left to receive events for. Then close the REST
 	//    client's idle connections: the app made its last call in step 2.
@@ -607,6 +614,10 @@ func (s *service) closeRedis() {
 		}
 	}
 }
+
+// appStopTimeout bounds step 2 of run's shutdown (the sessions' teardowns run under their own
+// shorter timeouts).
+const appStopTimeout = 15 * time.Second
 
 // goRun runs f in a goroutine; its result arrives on the returned channel.
 func goRun(f func() error) <-chan error {

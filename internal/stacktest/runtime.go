@@ -352,6 +352,14 @@ func (c *Container) Stop(grace time.Duration) (exit error, killed bool) {
 	case <-c.done:
 	case <-time.After(grace):
 		killed = true
+		// SIGQUIT first: a Go program prints every goroutine's stack (in the container's log)
+		// before it exits, which says what held the stop up.
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-c.done:
+			return c.ExitErr(), killed
+		case <-time.After(2 * time.Second):
+		}
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		<-c.done
 	}
