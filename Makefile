@@ -3,8 +3,12 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        ?= ./...
 TEST_FLAGS  ?= -race -count=1 -timeout 9m
+# make scale: concurrent supervised calls per step, measuring window, joins per second.
+SCALE_N         ?= 10 50 100
+SCALE_WINDOW    ?= 10s
+SCALE_JOIN_RATE ?= 5
 
-.PHONY: help test unit lint bench e2e chaos fuzz build compose-check dialplan generate
+.PHONY: help test unit lint bench e2e chaos scale scale-fake fuzz build compose-check dialplan generate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +56,21 @@ chaos: ## the chaos suite's long run: every fault scenario CHAOS_RUNS times (3) 
 	scripts/test-deps.sh
 	scripts/chaos.sh
 
+scale: ## what a supervised call costs at SCALE_N concurrent calls ("10 50 100"): earpiece vs ChanSpy on the real Asterisk, real media; table in artifacts/scale/ (SCALE_WINDOW=10s, SCALE_JOIN_RATE=5, SCALE_KEEP_GOING=1)
+	scripts/test-deps.sh
+	EARPIECE_SCALE=1 SCALE_N="$(SCALE_N)" SCALE_WINDOW="$(SCALE_WINDOW)" SCALE_JOIN_RATE="$(SCALE_JOIN_RATE)" \
+	  $(GO) test -count=1 -timeout 60m -run '^TestScale$$' -v ./internal/scale/
+
+# Without -race: the race detector slows every goroutine, the phones' 20 ms senders and the
+# judgement included, and would distort the timings the lab measures. The timeout grows with the
+# long run (LAB_MINUTES per system).
+lab: ## measure switches, their gaps, digits while talking and joins, earpiece vs ChanSpy (LAB_RUNS=5 LAB_MINUTES=0 LAB_SYSTEMS=earpiece,chanspy); report in artifacts/lab/
+	scripts/test-deps.sh
+	EARPIECE_LAB=1 $(GO) test -count=1 -v -timeout $$(awk "BEGIN{print int(10 + 3 * $${LAB_MINUTES:-0})}")m -run '^TestLab$$' ./app/
+
+scale-fake: ## what a supervised call costs earpiece itself at 10 and 1,000 live sessions (fake ARI, real Redis): per-join time, allocations and ARI calls, memory and Redis bytes per session (SCALE_FAKE_N="10 1000", SCALE_FAKE_JOINS=200)
+	EARPIECE_SCALE_FAKE=1 $(GO) test -count=1 -timeout 10m -v -run '^TestScaleFake$$' ./app/ | grep -v '^=== RUN'
+
 fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime $${FUZZTIME:-30s} ./ari/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s} ./dialplan/
@@ -61,3 +80,4 @@ fuzz: ## run each fuzz target for a while (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz FuzzParseSessionToken -fuzztime $${FUZZTIME:-30s} ./webhooks/
 	$(GO) test -run '^$$' -fuzz FuzzSessionCookie -fuzztime $${FUZZTIME:-30s} ./webhooks/
 	$(GO) test -run '^$$' -fuzz FuzzSameOrigin -fuzztime $${FUZZTIME:-30s} ./webhooks/
+	$(GO) test -run '^$$' -fuzz FuzzParseStat -fuzztime $${FUZZTIME:-30s} ./internal/scale/

@@ -19,7 +19,7 @@ func (s *session) do(ctx context.Context, act action) event {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.app.cfg.CallTimeout)
 	defer cancel()
-	for _, step := range []func(ctx, cctx context.Context, act action) (event, bool){s.doJoin, s.doTalker, s.doMode, s.doEnd} {
+	for _, step := range []func(ctx, cctx context.Context, act action) (event, bool){s.doJoin, s.doTalker, s.doMode, s.doTalk, s.doEnd} {
 		if fb, ok := step(ctx, cctx, act); ok {
 			return fb
 		}
@@ -68,7 +68,16 @@ func (s *session) doJoin(ctx, cctx context.Context, act action) (event, bool) {
 			}
 		}
 		return evStepDone{step: stepRecord}, true
+	case actMarkActive:
+		if _, err := a.updateRecord(cctx, s.id, func(r *store.Session) error {
+			r.State, r.UpdatedAt, r.SnoopChannel = store.StateActive, a.cfg.Clock(), string(act.snoop)
+			return nil
+		}); err != nil {
+			s.log.Warn().Err(err).Msg("recording active")
+		}
+		return nil, true
 	case actMarkJoining:
+		s.answeredAt = time.Now()
 		if _, err := a.updateRecord(cctx, s.id, func(r *store.Session) error {
 			r.State, r.UpdatedAt = store.StateJoining, a.cfg.Clock()
 			return nil
@@ -105,6 +114,9 @@ func (s *session) doJoin(ctx, cctx context.Context, act action) (event, bool) {
 		return evStepDone{step: stepSupervisor}, true
 	case actStarted:
 		a.met.sessionStarted(s.origin)
+		if at := s.answeredAt; !at.IsZero() {
+			a.met.joined(s.origin, time.Since(at))
+		}
 		s.log.Info().Msg("supervision active")
 		s.announce(ctx)
 		a.notify(s.tenant.ID, NoteSupervisionStarted, map[string]string{
@@ -178,7 +190,7 @@ func (s *session) doMode(ctx, cctx context.Context, act action) (event, bool) {
 			a.hooks.beforeSnoop(s, act.id)
 		}
 		if _, err := a.ari.Snoop(cctx, s.m.agentChan, ari.SnoopRequest{
-			SnoopID: act.id, Spy: ari.DirBoth, Whisper: whisperDir(act.mode),
+			SnoopID: act.id, Spy: ari.DirBoth, Whisper: ari.DirNone,
 			App: a.cfg.AppName, AppArgs: argSnoop + "," + s.id,
 		}); err != nil {
 			a.unregister(act.id)
@@ -200,8 +212,21 @@ func (s *session) doMode(ctx, cctx context.Context, act action) (event, bool) {
 			s.log.Error().Err(err).Msg("mode change not audited: refused")
 			return evModeAudited{req: act.req}, true
 		}
+		if quieter(act.req.mode, s.m.mode) {
+			// Recorded before any ear is muted, so an instance that adopts the session
+			// mid-switch does not open again what was being closed.
+			if _, err := a.updateRecord(cctx, s.id, func(r *store.Session) error {
+				r.Want = act.req.mode.String()
+				return nil
+			}); err != nil {
+				s.log.Warn().Err(err).Msg("recording the quieter mode asked for")
+			}
+		}
 		return evModeAudited{req: act.req, ok: true}, true
 	case actModeRefused:
+		if !s.m.switching {
+			s.askedAt = time.Time{}
+		}
 		extra := map[string]string{"from": s.m.want.String(), "to": act.req.mode.String(), "via": act.req.via}
 		if err := a.audit(cctx, s.auditEntry("mode_change", "refused", act.code, extra)); err != nil {
 			s.log.Error().Err(err).Msg("refused mode change not audited")
@@ -212,7 +237,10 @@ func (s *session) doMode(ctx, cctx context.Context, act action) (event, bool) {
 		return nil, true
 	case actDropSnoop:
 		if err := a.ari.Hangup(cctx, act.id, "normal"); err != nil && !errors.Is(err, ari.ErrNotFound) {
-			s.log.Warn().Err(err).Str("snoop", string(act.id)).Msg("hangup snoop")
+			s.log.Warn().Err(err).Str("snoop", string(act.id)).Bool("critical", act.critical).Msg("hangup snoop")
+			if act.critical {
+				return evDropFailed{id: act.id}, true
+			}
 		}
 		return nil, true
 	case actForget:
@@ -255,8 +283,12 @@ func (s *session) doEnd(ctx, cctx context.Context, act action) (event, bool) {
 		}
 		return nil, true
 	case actDestroyBridge:
-		if err := a.ari.DestroyBridge(cctx, bridgeID(s.id)); err != nil && !errors.Is(err, ari.ErrNotFound) {
-			s.log.Warn().Err(err).Str("bridge", string(bridgeID(s.id))).Msg("destroy bridge")
+		id := act.id
+		if id == "" {
+			id = bridgeID(s.id)
+		}
+		if err := a.ari.DestroyBridge(cctx, id); err != nil && !errors.Is(err, ari.ErrNotFound) {
+			s.log.Warn().Err(err).Str("bridge", string(id)).Msg("destroy bridge")
 		}
 		return nil, true
 	case actAuditEnd:
@@ -280,9 +312,19 @@ func (s *session) doEnd(ctx, cctx context.Context, act action) (event, bool) {
 func (s *session) modeChanged(ctx context.Context, act actModeChanged) {
 	a := s.app
 	now := a.cfg.Clock()
+	defer func() {
+		s.askedAt = time.Time{}
+		if s.m.want != s.m.mode {
+			s.askedAt = time.Now() // a switch asked meanwhile starts now
+		}
+	}()
 	if act.from.Valid() {
-		a.met.modeSwitched(act.from, act.to)
-		s.log.Info().Str("from", act.from.String()).Str("mode", act.to.String()).Msg("mode switched")
+		var took time.Duration
+		if !s.askedAt.IsZero() && !act.fallback {
+			took = time.Since(s.askedAt)
+		}
+		a.met.modeSwitched(act.from, act.to, took)
+		s.log.Info().Str("from", act.from.String()).Str("mode", act.to.String()).Dur("took", took).Msg("mode switched")
 		a.notify(s.tenant.ID, NoteSupervisionMode, map[string]string{
 			"session_id": s.id, "supervisor": s.supervisor.Number, "agent": s.agent.Number,
 			"from": act.from.String(), "mode": act.to.String(),
@@ -292,6 +334,8 @@ func (s *session) modeChanged(ctx context.Context, act actModeChanged) {
 		r.SwitchMode(act.to.String(), now)
 		r.State, r.UpdatedAt = store.StateActive, now
 		r.SnoopChannel = string(act.snoop)
+		r.Talk = s.m.talk.record()
+		r.Want = ""
 		return nil
 	}); err != nil {
 		s.log.Warn().Err(err).Msg("recording mode")

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,6 +73,7 @@ type adoption struct {
 // neither).
 func sessionOfName(bridgeName string, channel ari.ChannelID) string {
 	if sid, ok := strings.CutPrefix(bridgeName, BridgeNamePrefix); ok {
+		sid, _, _ = strings.Cut(sid, "/") // a talk bridge: earpiece:<session>/talk
 		return sid
 	}
 	rest, ok := strings.CutPrefix(string(channel), snoopPrefix)
@@ -247,6 +249,15 @@ func (a *App) startAdopted(ctx context.Context, ad *adoption, bridges []ari.Brid
 		}
 	}
 	inBridge := func(id ari.ChannelID) bool { return bridge != nil && slices.Contains(bridge.Channels, id) }
+	// The talk paths the record names are taken over when whole; any other talk bridge (and
+	// snoop, below) of the session goes, and a session whose mode talks without whole paths
+	// makes them again (evAdopted), with new ids.
+	talkIn := map[ari.BridgeID][]ari.ChannelID{}
+	for _, b := range bridges {
+		if b.Name == talkBridgeName(s.id) {
+			talkIn[b.ID] = b.Channels
+		}
+	}
 	m := &s.m
 	var snoops []ari.ChannelID
 	for id := range byID {
@@ -254,6 +265,13 @@ func (a *App) startAdopted(ctx context.Context, ad *adoption, bridges []ari.Brid
 			snoops = append(snoops, id)
 			if seq, err := strconv.Atoi(n); err == nil && seq > m.seq {
 				m.seq = seq // new snoops get new ids
+			}
+		}
+	}
+	for id := range talkIn {
+		if n, ok := strings.CutPrefix(string(id), m.talkPrefix); ok {
+			if seq, err := strconv.Atoi(n); err == nil && seq > m.seq {
+				m.seq = seq // and new talk bridges too
 			}
 		}
 	}
@@ -267,14 +285,23 @@ func (a *App) startAdopted(ctx context.Context, ad *adoption, bridges []ari.Brid
 	switch rec.State {
 	case store.StateActive:
 		m.state, m.answered, m.joined = store.StateActive, true, true
-		m.mode, m.want = mode, mode
+		m.mode, m.want, m.announced = mode, mode, true
+		if want, err := dialplan.ParseMode(rec.Want); err == nil && quieter(want, mode) {
+			m.want = want // a switch to it was under way: it goes on, never back
+		}
+		if t, ok := adoptTalk(rec.Talk, mode, talkIn); ok {
+			m.talk = t
+		} else if talks(mode) {
+			// Heard once the talk paths are made again (recorded as the first mode then).
+			m.mode, m.announced = dialplan.Spy, false
+		}
 		m.talker = talks(mode)
 		recorded := ari.ChannelID(rec.SnoopChannel)
 		for _, id := range snoops {
-			if id == recorded {
+			if id == recorded || m.talk.pairOf(id) >= 0 {
 				m.live = append(m.live, id)
 			} else {
-				// A switch under way when the owner went: its snoop goes, the recorded mode stays.
+				// Talk paths, or a snoop half made when the owner went: they go.
 				drop = append(drop, id)
 			}
 		}
@@ -299,8 +326,9 @@ func (a *App) startAdopted(ctx context.Context, ad *adoption, bridges []ari.Brid
 			ok, err := a.store.Claim(cctx, talkerKey(m.agentChan), s.id, a.cfg.ClaimTTL)
 			cancel()
 			if err == nil && !ok {
+				// Someone else talks now: this supervisor goes back to listening.
 				s.log.Warn().Msg("adopt: another session holds the call's talker slot")
-				m.talker = false
+				m.talker, m.want = false, dialplan.Spy
 			}
 		}
 	case store.StateRinging:
@@ -326,6 +354,18 @@ func (a *App) startAdopted(ctx context.Context, ad *adoption, bridges []ari.Brid
 	for _, id := range drop {
 		m.dropped = append(m.dropped, id)
 		a.spawn(func() { a.bestEffortHangup(ctx, id) })
+	}
+	for id := range talkIn {
+		if slices.Contains(m.talk.bridges(), id) {
+			continue
+		}
+		a.spawn(func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+			defer cancel()
+			if err := a.ari.DestroyBridge(cctx, id); err != nil && !errors.Is(err, ari.ErrNotFound) {
+				a.log.Warn().Err(err).Str("bridge", string(id)).Msg("adopt: destroy talk bridge")
+			}
+		})
 	}
 	s.publish()
 	if !a.addSession(s, func(ctx context.Context) { s.run(ctx, first) }) {

@@ -285,7 +285,7 @@ func (a *App) localSession(id string) (*session, bool) {
 	return s, ok
 }
 
-// SetMode switches a live session's mode (make-before-break, as with DTMF) and returns it once
+// SetMode switches a live session's mode (as a DTMF digit does) and returns it once
 // the new mode is audible.
 func (a *App) SetMode(ctx context.Context, p Principal, id string, mode dialplan.Mode) (store.Session, error) {
 	if !mode.Valid() {

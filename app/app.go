@@ -32,6 +32,8 @@ type ARI interface {
 	GetChannel(ctx context.Context, id ari.ChannelID) (ari.Channel, error)
 	SetVar(ctx context.Context, id ari.ChannelID, name, value string) error
 	Snoop(ctx context.Context, id ari.ChannelID, req ari.SnoopRequest) (ari.Channel, error)
+	Mute(ctx context.Context, id ari.ChannelID, dir ari.Direction) error
+	Unmute(ctx context.Context, id ari.ChannelID, dir ari.Direction) error
 	Play(ctx context.Context, id ari.ChannelID, req ari.PlayRequest) (ari.Playback, error)
 	StopPlayback(ctx context.Context, id ari.PlaybackID) error
 	CreateBridge(ctx context.Context, req ari.CreateBridgeRequest) (ari.Bridge, error)
@@ -249,7 +251,7 @@ func New(cfg Config, client ARI, st Store, dir config.Source) *App {
 		sessions: make(map[string]*session),
 		waiters:  make(map[ari.ChannelID]chan struct{}),
 	}
-	a.calls.trigger = make(chan struct{}, 1)
+	a.calls.init(cfg.AppName)
 	a.journal = cfg.Journal
 	if a.journal == nil {
 		a.journal, _ = OpenJournal(JournalOptions{}) // in memory: cannot fail
@@ -320,19 +322,17 @@ func (a *App) dispatch(ctx context.Context, ev ari.Event) {
 		if e.State == ari.Replaced {
 			a.replaced() // lease.go: another instance took the app
 		}
+		a.connectionChanged() // calls.go: the calls index is not trusted until its rebuild
 		if e.State == ari.Connected || e.State == ari.Desynced {
 			a.spawn(func() {
-				a.subscribePhones(ctx)
+				a.calls.requestResync(a.subscribePhones(ctx))
 				a.reconcile(ctx)
 				a.resyncLive(ctx) // resync.go: this instance's sessions whose end was missed
-				a.touchCalls()
 			})
 		}
 		return
 	}
-	if isCallEvent(ev) {
-		a.touchCalls()
-	}
+	a.callEvent(ev) // calls.go: the phones' channel events keep the calls index
 	ch := channelOf(ev)
 	if ch == "" {
 		return
@@ -396,13 +396,16 @@ func (a *App) onStasisStart(ctx context.Context, e *ari.StasisStart) {
 }
 
 // subscribePhones subscribes the app to every PJSIP endpoint, so the events of the phones' calls
-// (which never enter Stasis) keep the calls index current.
-func (a *App) subscribePhones(ctx context.Context) {
+// (which never enter Stasis) keep the calls index current; false when that failed (the index is
+// then rebuilt only now and then, and joins do not rely on it).
+func (a *App) subscribePhones(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
 	defer cancel()
 	if _, err := a.ari.Subscribe(ctx, a.cfg.AppName, "endpoint:PJSIP"); err != nil {
 		a.log.Warn().Err(err).Msg("subscribing to PJSIP endpoints: the calls list refreshes only periodically")
+		return false
 	}
+	return true
 }
 
 func (a *App) bestEffortHangup(ctx context.Context, id ari.ChannelID) {

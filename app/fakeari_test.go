@@ -38,6 +38,7 @@ type fakeChannel struct {
 	stasis  bool          // in the app (gets StasisEnd when it goes)
 	snoopOf ari.ChannelID // for snoops: the snooped channel
 	vars    map[string]string
+	muted   map[ari.Direction]bool
 }
 
 func newFakeARI(t testing.TB) *fakeARI {
@@ -98,15 +99,22 @@ func (f *fakeARI) addChannelLocked(id ari.ChannelID, endpoint, state string) *fa
 }
 
 // Call makes a customer-agent call: two Up channels in a basic bridge. It returns the agent's.
+// The app gets what Asterisk sends an app subscribed to the PJSIP endpoints (calls.go): each
+// channel's state change to Up, then its BRIDGEPEER naming the other.
 func (f *fakeARI) Call(agentEndpoint string) ari.ChannelID {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	cust := f.addChannelLocked("", "PJSIP/800", "Up")
 	ag := f.addChannelLocked("", agentEndpoint, "Up")
 	f.seq++
 	id := ari.BridgeID(fmt.Sprintf("basic-%d", f.seq))
 	f.bridges[id] = &ari.Bridge{ID: id, Channels: []ari.ChannelID{cust.ch.ID, ag.ch.ID}}
-	return ag.ch.ID
+	c, a := cust.ch, ag.ch
+	f.mu.Unlock()
+	f.emit(&ari.ChannelStateChange{Channel: c})
+	f.emit(&ari.ChannelStateChange{Channel: a})
+	f.emit(&ari.ChannelVarset{Variable: "BRIDGEPEER", Value: a.Name, Channel: &c})
+	f.emit(&ari.ChannelVarset{Variable: "BRIDGEPEER", Value: c.Name, Channel: &a})
+	return a.ID
 }
 
 // Dial makes a supervisor's channel that entered the app from a feature code.
@@ -146,6 +154,8 @@ func (f *fakeARI) hangupLocked(id ari.ChannelID, cause int) []ari.Event {
 		if c.snoopOf == "" {
 			evs = append(evs, &ari.ChannelDestroyed{Channel: c.ch, Cause: cause})
 		}
+	} else if strings.HasPrefix(c.ch.Name, "PJSIP/") { // the app is subscribed to the phones
+		evs = append(evs, &ari.ChannelDestroyed{Channel: c.ch, Cause: cause})
 	}
 	for sid, s := range f.channels {
 		if s.snoopOf == id {
@@ -188,6 +198,45 @@ func (f *fakeARI) PutOrphan(sessionID string, agent ari.ChannelID) (ari.BridgeID
 	b := bridgeID(sessionID)
 	f.bridges[b] = &ari.Bridge{ID: b, Name: BridgeNamePrefix + sessionID, Channels: []ari.ChannelID{snoop}}
 	return b, snoop
+}
+
+// Mute and Unmute model ARI's channel mute (a suppressing framehook): per channel and direction,
+// not counted (muting twice then unmuting once leaves it unmuted); 404 for an unknown channel.
+func (f *fakeARI) Mute(_ context.Context, id ari.ChannelID, dir ari.Direction) error {
+	return f.setMuted(id, dir, true)
+}
+
+func (f *fakeARI) Unmute(_ context.Context, id ari.ChannelID, dir ari.Direction) error {
+	return f.setMuted(id, dir, false)
+}
+
+func (f *fakeARI) setMuted(id ari.ChannelID, dir ari.Direction, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	method := "Mute"
+	if !on {
+		method = "Unmute"
+	}
+	if err := f.record("%s %s %s", method, id, dir); err != nil {
+		return err
+	}
+	c, ok := f.channels[id]
+	if !ok {
+		return ari.ErrNotFound
+	}
+	if c.muted == nil {
+		c.muted = map[ari.Direction]bool{}
+	}
+	c.muted[dir] = on
+	return nil
+}
+
+// Muted reports whether channel id is muted in direction dir.
+func (f *fakeARI) Muted(id ari.ChannelID, dir ari.Direction) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.channels[id]
+	return ok && c.muted[dir]
 }
 
 func (f *fakeARI) Answer(_ context.Context, id ari.ChannelID) error {

@@ -220,8 +220,17 @@ func TestFastTalkerSlot(t *testing.T) {
 	snoops := func(whisper ari.Direction) int {
 		return len(slices.DeleteFunc(r.ari.Calls("Snoop"), func(c string) bool { return !strings.HasSuffix(c, " on "+string(agent)+" whisper="+string(whisper)) }))
 	}
+	// The agent's ear of a supervisor's talk paths (talk.go), once made.
+	ear := func() ari.ChannelID {
+		for _, c := range r.ari.Calls("Snoop") {
+			if f := strings.Fields(c); strings.HasSuffix(c, " on "+string(agent)+" whisper="+string(ari.DirOut)) {
+				return ari.ChannelID(f[1])
+			}
+		}
+		return ""
+	}
 	r.ari.Digit(adam, "1")
-	r.eventually("Adam whispers", func() bool { return snoops(ari.DirOut) == 1 })
+	r.eventually("Adam whispers", func() bool { return snoops(ari.DirOut) == 1 && !r.ari.Muted(ear(), ari.DirOut) })
 	r.ari.Digit(beth, "1")
 	r.eventually("Beth hears the refusal", func() bool {
 		return slices.Contains(r.ari.Calls("Play"), "Play tone:congestion on "+string(beth))
@@ -234,8 +243,9 @@ func TestFastTalkerSlot(t *testing.T) {
 	}) {
 		t.Error("no talker_busy audit entry for Beth")
 	}
+	adamsEar := ear()
 	r.ari.Digit(adam, "0")
-	r.eventually("Adam back to spy", func() bool { return snoops(ari.DirNone) == 3 }) // two joins + the switch back
+	r.eventually("Adam back to spy", func() bool { return r.ari.Muted(adamsEar, ari.DirOut) })
 	r.eventually("the slot is free", func() bool {
 		ok, err := r.store.Claim(context.Background(), talkerKey(agent), "probe", time.Minute)
 		if ok {
@@ -244,7 +254,12 @@ func TestFastTalkerSlot(t *testing.T) {
 		return err == nil && ok
 	})
 	r.ari.Digit(beth, "2")
-	r.eventually("Beth barges", func() bool { return snoops(ari.DirBoth) == 1 })
+	r.eventually("Beth barges: her ears to agent and customer are made open", func() bool {
+		return snoops(ari.DirOut) == 2 && snoops(ari.DirIn) == 2 && slices.ContainsFunc(r.app.Live(), func(id string) bool {
+			v, _ := r.app.localSession(id)
+			return v != nil && v.view.Load().supervisor == "701" && v.view.Load().mode == "barge"
+		})
+	})
 	r.ari.HangupFromPhone(agent)
 	r.assertClean("acme")
 }

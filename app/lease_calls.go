@@ -23,7 +23,7 @@ func (a *App) standbyCalls(ctx context.Context) {
 	}
 	a.ha.callsMu.Lock()
 	defer a.ha.callsMu.Unlock()
-	if idx := a.calls.snap.Load(); idx != nil && a.cfg.Clock().Sub(idx.built) < standbyRefresh {
+	if at := a.calls.builtAt(); !at.IsZero() && a.cfg.Clock().Sub(at) < standbyRefresh {
 		return
 	}
 	a.rebuildCalls(ctx)

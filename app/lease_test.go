@@ -181,13 +181,13 @@ func TestFastNodes(t *testing.T) {
 		t.Fatalf("calls on the standby: %v %+v", err, calls)
 	}
 	// A switch asked of node y's instance is node x's active's to make.
-	snoopsBefore := len(fx.Calls("Snoop"))
+	mutesBefore := len(fx.Calls("Mute"))
 	got, err := y.app.SetMode(ctx, adamKey, rec.ID, dialplan.Spy)
 	if err != nil || got.Mode != "spy" {
 		t.Fatalf("SetMode through node y: %v %+v", err, got)
 	}
-	if len(fx.Calls("Snoop")) != snoopsBefore+1 || len(fy.Calls("Snoop")) != 0 {
-		t.Errorf("snoops: x %v, y %v", fx.Calls("Snoop"), fy.Calls("Snoop"))
+	if len(fx.Calls("Mute")) != mutesBefore+1 || len(fy.Calls("Mute", "Snoop")) != 0 {
+		t.Errorf("mutes: x %v, y %v", fx.Calls("Mute"), fy.Calls("Mute", "Snoop"))
 	}
 	// Errors come back with their codes: through the standby, a join of an agent who is not on
 	// a call.
@@ -258,7 +258,7 @@ func TestFastStaleOwner(t *testing.T) {
 	if calls := f.Calls()[before:]; len(calls) != 0 {
 		t.Errorf("the stale owner called Asterisk: %v", calls)
 	}
-	if len(f.Snoops()) != 1 || !slices.ContainsFunc(f.Bridges(), func(b ari.Bridge) bool { return b.Name == BridgeNamePrefix+rec.ID }) {
+	if len(f.Snoops()) != 5 || !slices.ContainsFunc(f.Bridges(), func(b ari.Bridge) bool { return b.Name == BridgeNamePrefix+rec.ID }) {
 		t.Errorf("the session's snoop or bridge is gone: %v %v", f.Snoops(), f.Bridges())
 	}
 	got, err := h.store.GetSession(ctx, rec.ID)

@@ -15,12 +15,48 @@ import (
 // bridge, listed by GET /bridges like any other) and for queue calls where the agent's PJSIP
 // channel is bridged to a Local channel: the channel returned is always the agent's own, never a
 // Local one, because it comes from the agent's endpoint. earpiece's own bridges are skipped, so a
-// supervisor who is also an agent is not "on a call" while supervising.
+// supervisor who is also an agent is not "on a call" while supervising. With several calls (one
+// on hold, say), the newest is the one being talked on.
+//
+// The calls index (calls.go) answers it: the agent's endpoint's calls, newest first, each an Up
+// channel bridged with a channel other than earpiece's snoops. One GET /channels/{id} confirms
+// the newest still exists and is Up (the index can be a few events behind Asterisk), so a join
+// costs the same ARI calls whatever the number of calls in progress. When the index cannot be
+// trusted — before its first rebuild after a (re)connection of the events socket, or for an
+// endpoint whose events the app does not get (not PJSIP) — the join scans Asterisk instead
+// (scanActiveCall), as every join did before the index was kept by events.
 func (a *App) activeCall(ctx context.Context, agent *config.Extension) (ari.ChannelID, error) {
 	tech, resource, ok := strings.Cut(agent.Endpoint, "/")
 	if !ok {
 		return "", refuse(RefuseNoActiveCall, fmt.Errorf("endpoint %q of %s has no technology", agent.Endpoint, agent.Number))
 	}
+	if !strings.EqualFold(tech, "PJSIP") || !a.calls.trusted() {
+		return a.scanActiveCall(ctx, agent, tech, resource)
+	}
+	for i, c := range a.calls.callsOfEndpoint(agent.Endpoint) {
+		if i == maxCallConfirms {
+			break
+		}
+		ch, err := a.ari.GetChannel(ctx, ari.ChannelID(c.ID))
+		switch {
+		case errors.Is(err, ari.ErrNotFound):
+			continue // ended: its ChannelDestroyed is on its way to the index
+		case err != nil:
+			return "", refuse(RefuseAsterisk, fmt.Errorf("get channel %s of %s: %w", c.ID, agent.Endpoint, err))
+		case ch.State != "Up":
+			continue
+		}
+		return ch.ID, nil
+	}
+	return "", refuse(RefuseNoActiveCall, fmt.Errorf("%s is not on a bridged call (calls index)", agent.Endpoint))
+}
+
+// maxCallConfirms bounds the channels a join confirms: an agent has a call or two (one on hold).
+const maxCallConfirms = 3
+
+// scanActiveCall is activeCall from Asterisk's REST API alone: the endpoint's channels, every
+// bridge, and each candidate channel. Its cost grows with the number of bridges on Asterisk.
+func (a *App) scanActiveCall(ctx context.Context, agent *config.Extension, tech, resource string) (ari.ChannelID, error) {
 	ep, err := a.ari.GetEndpoint(ctx, tech, resource)
 	switch {
 	case errors.Is(err, ari.ErrNotFound):
@@ -33,7 +69,7 @@ func (a *App) activeCall(ctx context.Context, agent *config.Extension) (ari.Chan
 	}
 	mine := make(map[ari.ChannelID]bool, len(ep.ChannelIDs))
 	for _, id := range ep.ChannelIDs {
-		mine[ari.ChannelID(id)] = true
+		mine[id] = true
 	}
 	bridges, err := a.ari.ListBridges(ctx)
 	if err != nil {
@@ -45,8 +81,7 @@ func (a *App) activeCall(ctx context.Context, agent *config.Extension) (ari.Chan
 		if strings.HasPrefix(b.Name, BridgeNamePrefix) || len(b.Channels) < 2 {
 			continue
 		}
-		for _, id := range b.Channels {
-			cid := ari.ChannelID(id)
+		for _, cid := range b.Channels {
 			if !mine[cid] {
 				continue
 			}

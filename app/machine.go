@@ -15,19 +15,16 @@ import (
 // event and returns the new state and the actions to carry out. The session goroutine (loop in
 // session.go) turns ARI events, API commands, timers and the results of its own actions into
 // events and carries the actions out in order; next itself does no I/O, so every rule of a
-// session — ringing, the join steps, the one-talker rule, refusals, make-before-break switching,
+// session — ringing, the join steps, the one-talker rule, refusals, switching through the talk paths,
 // teardown — is table-tested without Asterisk or Redis (machine_test.go).
 //
 // Shape of a session on Asterisk: the supervisor's channel and ONE snoop on the agent's channel
-// sit in a mixing bridge of the session's own. The snoop's spy=both lets the supervisor hear both
-// parties; its whisper direction decides who hears the supervisor: none (spy), out = into the
-// agent's ear (whisper), both = agent and customer (barge), as the by-ear test TestE2EModesByEar
-// checks on a real Asterisk. A spy session therefore has no whisper path at all: no later failure
-// can make a silent monitor audible.
-//
-// A mode switch is make-before-break: a new snoop with the new whisper direction is created, and
-// only once it is in the bridge does the old one go. For a moment both are in the bridge, so the
-// supervisor hears the call twice for about a millisecond instead of a gap.
+// (spy=both, whisper=none) sit in a bridge of the session's own, so the supervisor hears both
+// parties; that bridge never changes after the join. Who hears the supervisor is decided by the
+// talk paths (talk.go), made the first time the supervisor talks: a spy session has no whisper
+// path at all, so no later failure can make a silent monitor audible. Once they exist, a mode
+// switch mutes or unmutes one or two of their ears, a single ARI call each: nothing is made or
+// re-bridged on the switch's path, and nobody's audio is re-plumbed.
 //
 // One vocabulary: a session's state is the state stored on its record (store.StateRinging,
 // StateJoining, StateActive, StateEnded); within a state, step says what the session is waiting
@@ -112,12 +109,19 @@ type machine struct {
 	live    []ari.ChannelID
 	dropped []ari.ChannelID // snoops hung up by the session whose StasisEnd is still to come
 
-	// mode is the mode of the snoop in the bridge (what people hear now).
+	// mode is what people hear now; snoop is the listening snoop in the session bridge.
 	mode  dialplan.Mode
 	snoop ari.ChannelID
-	// pending is the snoop being made for the join or a switch ("" when none).
+	// pending is the listening snoop being made for the join ("" when none).
 	pending     ari.ChannelID
 	pendingMode dialplan.Mode
+	// talk is the supervisor's talk paths (talk.go), made the first time they talk.
+	talk talkPaths
+	// switching: a change of what people hear is under way (the talk paths being made, or ears
+	// being set); mode is still the old one.
+	switching bool
+	// announced: the first mode heard was recorded (actModeChanged from ModeUnknown).
+	announced bool
 	// want is the last mode asked for (and audited); it differs from mode while a switch is
 	// under way or queued behind one.
 	want dialplan.Mode
@@ -126,6 +130,8 @@ type machine struct {
 	// seq numbers the session's snoops, so every snoop id is new (a reused snoopId is a 500).
 	seq         int
 	snoopPrefix string
+	// talkPrefix starts the ids of the session's talk bridges.
+	talkPrefix string
 
 	// end is the teardown under way (state ended once it is done).
 	end *ending
@@ -221,12 +227,13 @@ type (
 	}
 	// evTalkerReleased: the talker slot was given back.
 	evTalkerReleased struct{}
+	// evDropFailed: a critical snoop could not be hung up.
+	evDropFailed struct{ id ari.ChannelID }
 	// evLeave: the session is ended from outside (API, shutdown), with a reason.
 	evLeave struct{ reason string }
 	// evTimeout: a timer fired.
 	evTimeout struct{ timer timer }
-	// evFailed: an action failed. A failed switch (snoop is the pending one of an active session)
-	// is abandoned and the session stays in its mode; any other failure ends the session.
+	// evFailed: a join step failed on Asterisk (snoop: the listening snoop's making or bridging).
 	evFailed struct {
 		snoop ari.ChannelID
 		err   error
@@ -249,6 +256,7 @@ func (evModeWanted) isEvent()      {}
 func (evTalker) isEvent()          {}
 func (evModeAudited) isEvent()     {}
 func (evTalkerReleased) isEvent()  {}
+func (evDropFailed) isEvent()      {}
 func (evLeave) isEvent()           {}
 func (evTimeout) isEvent()         {}
 func (evFailed) isEvent()          {}
@@ -276,8 +284,9 @@ type (
 	actReleaseTalker struct{}
 	// actCreateBridge creates the session's bridge -> evStepDone or evRefused.
 	actCreateBridge struct{}
-	// actSnoop creates snoop id on the agent's channel with mode's whisper direction -> nothing
-	// (its StasisStart comes as evChannelUp) or evFailed.
+	// actSnoop creates the listening snoop id on the agent's channel (spy=both, whisper=none)
+	// -> nothing (its StasisStart comes as evChannelUp) or evFailed. mode is always Spy: who
+	// hears the supervisor is the talk paths' business.
 	actSnoop struct {
 		id   ari.ChannelID
 		mode dialplan.Mode
@@ -296,15 +305,25 @@ type (
 		req  evModeWanted
 		code string
 	}
-	// actDropSnoop hangs up a snoop that is no longer wanted.
-	actDropSnoop struct{ id ari.ChannelID }
+	// actDropSnoop hangs up a snoop that is no longer wanted. critical: it may carry the
+	// supervisor's voice, so a hangup that fails -> evDropFailed (the session then ends rather
+	// than leave it).
+	actDropSnoop struct {
+		id       ari.ChannelID
+		critical bool
+	}
 	// actForget stops routing a channel's events to the session (its last event came).
 	actForget struct{ id ari.ChannelID }
 	// actModeChanged records that mode is now audible (store, metrics, notification).
+	// fallback: the talk paths failed and were dropped (not a switch anybody asked for).
 	actModeChanged struct {
 		from, to dialplan.Mode
 		snoop    ari.ChannelID
+		fallback bool
 	}
+	// actMarkActive records that the supervisor is in (state active, the listening snoop)
+	// while a mode that talks waits for its talk paths.
+	actMarkActive struct{ snoop ari.ChannelID }
 	// actReply answers an API mode request (code "" = done).
 	actReply struct {
 		waiter int
@@ -322,8 +341,8 @@ type (
 	}
 	// actHangupSupervisor hangs the supervisor up.
 	actHangupSupervisor struct{}
-	// actDestroyBridge destroys the session's bridge.
-	actDestroyBridge struct{}
+	// actDestroyBridge destroys the session's bridge (id "") or one of its talk bridges.
+	actDestroyBridge struct{ id ari.BridgeID }
 	// actAuditEnd writes the session's last audit entry: its end, or the refused join.
 	actAuditEnd struct {
 		reason  string
@@ -344,6 +363,7 @@ func (actAuditJoin) isAction()        {}
 func (actAcceptHelp) isAction()       {}
 func (actCreateRecord) isAction()     {}
 func (actMarkJoining) isAction()      {}
+func (actMarkActive) isAction()       {}
 func (actClaimTalker) isAction()      {}
 func (actReleaseTalker) isAction()    {}
 func (actCreateBridge) isAction()     {}
@@ -398,6 +418,7 @@ func newMachine(sessionID string, sup ari.ChannelID, api bool) machine {
 	m := machine{
 		sup: sup, api: api, answered: api,
 		snoopPrefix: snoopPrefix + sessionID[len(sessionPrefix):] + "-",
+		talkPrefix:  bridgePrefix + sessionID + "-t",
 		state:       store.StateJoining,
 	}
 	if api {
@@ -409,6 +430,13 @@ func newMachine(sessionID string, sup ari.ChannelID, api bool) machine {
 func (m *machine) newSnoopID() ari.ChannelID {
 	m.seq++
 	return ari.ChannelID(fmt.Sprintf("%s%d", m.snoopPrefix, m.seq))
+}
+
+// newTalkBridgeID numbers from the snoops' sequence, so a talk bridge made again (after a failure,
+// or by an instance that adopted the session) never reuses an id (a reused bridge id is a 409).
+func (m *machine) newTalkBridgeID() ari.BridgeID {
+	m.seq++
+	return ari.BridgeID(fmt.Sprintf("%s%d", m.talkPrefix, m.seq))
 }
 
 // talks reports whether someone on the call hears the supervisor in mode m.
@@ -423,21 +451,6 @@ func talks(m dialplan.Mode) bool {
 	}
 }
 
-// whisperDir is the snoop's whisper direction for mode m: out is what the agent hears, both
-// reaches the customer too (TestE2EModesByEar checks every cell by ear).
-func whisperDir(m dialplan.Mode) ari.Direction {
-	switch m {
-	case dialplan.Whisper:
-		return ari.DirOut
-	case dialplan.Barge:
-		return ari.DirBoth
-	case dialplan.Spy, dialplan.ModeUnknown:
-		return ari.DirNone
-	default:
-		return ari.DirNone
-	}
-}
-
 // next is the transition function. It never panics and ignores events that do not apply (a late
 // StasisStart of a snoop already dropped, a digit during teardown...).
 func next(cfg machineConfig, m machine, e event) (machine, []action) {
@@ -446,6 +459,12 @@ func next(cfg machineConfig, m machine, e event) (machine, []action) {
 	switch e := e.(type) {
 	case evChannelEnd:
 		return m.channelEnded(cfg, e)
+	case evChannelUp:
+		if e.id != "" && slices.Contains(m.dropped, e.id) {
+			// Made after all (its REST call failed late, or it came up after being dropped):
+			// hang it up again; its StasisEnd takes it off the list.
+			return m, []action{actDropSnoop{id: e.id}}
+		}
 	case evHangupRequest:
 		if e.id == m.sup && m.state != store.StateRinging {
 			return m.supervisorLeft(cfg)
@@ -503,6 +522,12 @@ func (m machine) channelEnded(cfg machineConfig, e evChannelEnd) (machine, []act
 		m.live = without(m.live, id)
 		if m.end != nil || m.state == store.StateEnded {
 			return m, []action{actForget{id: id}}
+		}
+		if m.talk.isVoice(id) {
+			// A voice snoop ends by itself when the supervisor's channel hangs up.
+			acts := []action{actForget{id: id}}
+			m2, more := m.finish(cfg, ending{reason: ReasonSupervisorHangup, hangup: !m.supGone})
+			return m2, append(acts, more...)
 		}
 		// A snoop ends by itself when the snooped channel hangs up: the call is over.
 		acts := []action{actForget{id: id}}
@@ -657,13 +682,20 @@ func (m machine) joinStepDone(cfg machineConfig) (machine, []action) {
 	case stepBridge:
 		m.bridge = true
 		m.step = stepSnoop
-		m.pending, m.pendingMode = m.newSnoopID(), m.want
+		m.pending, m.pendingMode = m.newSnoopID(), dialplan.Spy
 		m.live = append(slices.Clone(m.live), m.pending)
-		return m, []action{actSnoop{id: m.pending, mode: m.want}, actTimer{timer: timerSnoop, d: cfg.SnoopTimeout}}
+		return m, []action{actSnoop{id: m.pending, mode: dialplan.Spy}, actTimer{timer: timerSnoop, d: cfg.SnoopTimeout}}
 	case stepSupervisor:
 		m.answered, m.joined = true, true
 		m.state, m.step = store.StateActive, stepNone
-		acts := []action{actStarted{mode: m.mode}, actModeChanged{from: dialplan.ModeUnknown, to: m.mode, snoop: m.snoop}}
+		acts := []action{actStarted{mode: m.want}}
+		if talks(m.want) {
+			acts = append(acts, actMarkActive{snoop: m.snoop})
+		} else {
+			m.announced = true
+			acts = append(acts, actModeChanged{from: dialplan.ModeUnknown, to: m.mode, snoop: m.snoop})
+		}
+		// A mode that talks is heard once the talk paths are made (afterSwitch starts them).
 		m2, more := m.afterSwitch(cfg)
 		return m2, append(acts, more...)
 	}
@@ -758,8 +790,8 @@ func (m machine) active(cfg machineConfig, e event) (machine, []action) {
 		}
 		// Earlier requests for another mode are overtaken by this one.
 		m, acts := m.answerWaiters()
-		if m.pending != "" || m.want == m.mode {
-			// Queued behind the switch under way (or back to the mode in the bridge).
+		if m.switching || m.want == m.mode {
+			// Queued behind the switch under way (or back to the mode heard now).
 			return m, acts
 		}
 		return m.startSwitch(cfg, acts)
@@ -767,45 +799,72 @@ func (m machine) active(cfg machineConfig, e event) (machine, []action) {
 		m.talker = false
 		return m, nil
 	case evChannelUp:
-		if e.id == "" || e.id != m.pending {
+		return m.talkUp(e.id)
+	case evTalkBridged:
+		return m.talkBridged(cfg, e)
+	case evEarsSet:
+		if !m.switching || m.talk.state != talkReady {
 			return m, nil
 		}
-		return m, []action{actTimer{timer: timerSnoop}, actBridgeSnoop{id: e.id}}
-	case evSnoopBridged:
-		if e.id == "" || e.id != m.pending {
+		return m.earsSet(cfg, e)
+	case evTalkFailed:
+		if m.talk.state == talkNone {
 			return m, nil
 		}
-		// Make-before-break: the new snoop is in, now the old one goes.
-		old, oldMode := m.snoop, m.mode
-		m.snoop, m.mode = m.pending, m.pendingMode
-		m.pending, m.pendingMode = "", dialplan.ModeUnknown
-		acts := []action{}
-		if old != "" {
-			m.live = without(m.live, old)
-			m.dropped = append(slices.Clone(m.dropped), old)
-			acts = append(acts, actDropSnoop{id: old})
-		}
-		acts = append(acts, actModeChanged{from: oldMode, to: m.mode, snoop: m.snoop})
-		m2, more := m.afterSwitch(cfg)
-		return m2, append(acts, more...)
-	case evTimeout:
-		if e.timer == timerSnoop && m.pending != "" {
-			return m.abandonSwitch()
-		}
-	case evFailed:
-		if e.snoop != "" && e.snoop == m.pending {
-			return m.abandonSwitch()
-		}
+		return m.dropTalk(cfg)
+	case evDropFailed:
+		// A snoop that may carry the supervisor's voice is still there: end the session (the
+		// supervisor is hung up, and their voice snoops with them) rather than risk it.
 		return m.failJoin(cfg)
+	case evTimeout:
+		if e.timer == timerSnoop && m.talk.state == talkMaking {
+			return m.dropTalk(cfg)
+		}
+	case evAdopted:
+		if m.switching || !m.want.Valid() {
+			return m, nil
+		}
+		var acts []action
+		if !m.announced && !talks(m.want) {
+			// Its talk paths went with the old owner, and it may not talk any more.
+			m.announced = true
+			acts = append(acts, actModeChanged{from: dialplan.ModeUnknown, to: m.mode, snoop: m.snoop})
+		}
+		if m.talk.state == talkReady {
+			// Talk paths taken over: every ear is set again, as a switch under way when the
+			// old owner went may have left one as it was.
+			m.switching = true
+			var set []earSetting
+			for i, open := range earsFor(m.want) {
+				set = append(set, earSetting{ear: m.talk.pairs[i].ear, open: open})
+			}
+			return m, append(acts, actEars{mode: m.want, set: set})
+		}
+		// Talk paths that went with the old owner are made again.
+		if m.want != m.mode {
+			return m.startSwitch(cfg, acts)
+		}
+		return m, acts
 	}
 	return m, nil
 }
 
-// startSwitch makes the snoop for m.want (acts go first).
+// startSwitch makes m.want what is heard (acts go first): the talk paths are made the first time
+// the supervisor talks; once they exist, the ears that differ are muted or unmuted.
 func (m machine) startSwitch(cfg machineConfig, acts []action) (machine, []action) {
-	m.pending, m.pendingMode = m.newSnoopID(), m.want
-	m.live = append(slices.Clone(m.live), m.pending)
-	return m, append(acts, actSnoop{id: m.pending, mode: m.want}, actTimer{timer: timerSnoop, d: cfg.SnoopTimeout})
+	switch m.talk.state {
+	case talkNone:
+		if !talks(m.want) {
+			// Nothing talks and nothing to make: listening is what is heard already.
+			m2, more := m.earsSet(cfg, evEarsSet{mode: m.want})
+			return m2, append(acts, more...)
+		}
+		return m.startTalk(cfg, acts)
+	case talkMaking:
+		return m, acts // set once they are made
+	}
+	m.switching = true
+	return m, append(acts, actEars{mode: m.want, set: m.earChanges(m.want)})
 }
 
 // afterSwitch runs once a mode is audible: API waiters answered, the talker slot released when
@@ -817,21 +876,6 @@ func (m machine) afterSwitch(cfg machineConfig) (machine, []action) {
 	}
 	if m.want != m.mode && m.want.Valid() {
 		return m.startSwitch(cfg, acts)
-	}
-	return m, acts
-}
-
-// abandonSwitch: the switch under way failed; the session stays in its mode.
-func (m machine) abandonSwitch() (machine, []action) {
-	failed := m.pending
-	m.pending, m.pendingMode, m.want = "", dialplan.ModeUnknown, m.mode
-	m.live = without(m.live, failed)
-	m.dropped = append(slices.Clone(m.dropped), failed)
-	acts := []action{actTimer{timer: timerSnoop}, actDropSnoop{id: failed}}
-	m, more := m.answerWaiters()
-	acts = append(acts, more...)
-	if m.talker && !talks(m.mode) {
-		acts = append(acts, actReleaseTalker{})
 	}
 	return m, acts
 }
@@ -852,7 +896,7 @@ func (m machine) answerWaiters() (machine, []action) {
 	var keep []waiter
 	for _, w := range m.waiters {
 		switch {
-		case m.pending == "" && m.mode == w.mode:
+		case !m.switching && m.mode == w.mode:
 			acts = append(acts, actReply{waiter: w.id})
 		case m.want != w.mode:
 			acts = append(acts, actReply{waiter: w.id, code: replySuperseded})
@@ -879,7 +923,7 @@ func (m machine) finish(cfg machineConfig, end ending) (machine, []action) {
 	}
 	m.dropped = append(slices.Clone(m.dropped), m.live...)
 	m.live = nil
-	m.pending = ""
+	m.pending, m.switching = "", false
 	if end.hangup && !m.supGone && end.tone != "" {
 		m.step = stepTone
 		acts = append(acts, actTone{tone: end.tone, answer: !m.answered}, actTimer{timer: timerTone, d: end.toneD})
@@ -921,6 +965,10 @@ func (m machine) windUp() (machine, []action) {
 		acts = append(acts, actDestroyBridge{})
 		m.bridge = false
 	}
+	for _, id := range m.talk.bridges() {
+		acts = append(acts, actDestroyBridge{id: id})
+	}
+	m.talk = talkPaths{}
 	if m.talker {
 		acts = append(acts, actReleaseTalker{})
 	}

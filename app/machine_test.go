@@ -15,12 +15,49 @@ import (
 
 var tcfg = machineConfig{RefusalTone: 3 * time.Second, EndTone: 1500 * time.Millisecond, SnoopTimeout: 5 * time.Second, RingTimeout: 35 * time.Second}
 
-// Snoop ids of the test session "sup-x".
+// Snoop ids of the test session "sup-x": s1 is the listening snoop of the join; the talk paths
+// made next are the agent's (voice v1, ear e1, bridge tb1) and the customer's (v2, e2, tb2).
 const (
 	s1 ari.ChannelID = "ep-snp-x-1"
-	s2 ari.ChannelID = "ep-snp-x-2"
-	s3 ari.ChannelID = "ep-snp-x-3"
+	v1 ari.ChannelID = "ep-snp-x-2"
+	e1 ari.ChannelID = "ep-snp-x-3"
+	v2 ari.ChannelID = "ep-snp-x-5"
+	e2 ari.ChannelID = "ep-snp-x-6"
+
+	tb1 ari.BridgeID = "ep-br-sup-x-t4"
+	tb2 ari.BridgeID = "ep-br-sup-x-t7"
 )
+
+// talkPairs are the talk paths as actMakeTalk asks for them.
+var talkPairs = [earCount]talkPair{
+	{bridge: tb1, voice: v1, ear: e1},
+	{bridge: tb2, voice: v2, ear: e2, customerEar: true},
+}
+
+// talkMade are the results of making the talk paths for mode: four StasisStarts, two bridgings
+// (ears muted), then the ears of mode opened.
+func talkMade(mode dialplan.Mode) []event {
+	return []event{
+		evChannelUp{id: v1}, evChannelUp{id: e1}, evChannelUp{id: v2}, evChannelUp{id: e2},
+		evTalkBridged{pair: earAgent}, evTalkBridged{pair: earCustomer}, evEarsSet{mode: mode},
+	}
+}
+
+// talkActs are the actions of making the talk paths for mode, up to the mode being heard.
+func talkActs(mode dialplan.Mode) []action {
+	var set []earSetting
+	for i, open := range earsFor(mode) {
+		if open {
+			set = append(set, earSetting{ear: talkPairs[i].ear, open: true})
+		}
+	}
+	return []action{
+		actMakeTalk{pairs: talkPairs},
+		actBridgeTalk{pair: earAgent, bridge: tb1, voice: v1, ear: e1},
+		actBridgeTalk{pair: earCustomer, bridge: tb2, voice: v2, ear: e2},
+		actEars{mode: mode, set: set},
+	}
+}
 
 const supCh ari.ChannelID = "sup"
 
@@ -60,23 +97,37 @@ func joinEvents(mode dialplan.Mode) []event {
 	if talks(mode) {
 		evs = append(evs, evStepDone{step: stepTalker})
 	}
-	return append(evs, evStepDone{step: stepBridge}, evChannelUp{id: s1}, evSnoopBridged{id: s1}, evStepDone{step: stepSupervisor})
+	evs = append(evs, evStepDone{step: stepBridge}, evChannelUp{id: s1}, evSnoopBridged{id: s1}, evStepDone{step: stepSupervisor})
+	if talks(mode) {
+		evs = append(evs, talkMade(mode)...)
+	}
+	return evs
 }
 
-// active returns a machine joined in mode with snoop s1 in the bridge.
+// active returns a machine joined in mode with snoop s1 in the bridge (and, for a mode that
+// talks, the talk paths made).
 func active(mode dialplan.Mode) machine {
 	m, _ := run(fresh(), joinEvents(mode)...)
 	return m
 }
 
-// switchTo is what a granted mode request looks like (claim when it talks, audit, snoop up, bridged).
-func switchTo(m machine, mode dialplan.Mode, snoop ari.ChannelID) []event {
+// switchTo is what a granted mode request looks like: the claim when it talks, the audit, then
+// the talk paths made (the first time) or the ears set.
+func switchTo(m machine, mode dialplan.Mode) []event {
 	req := evModeWanted{mode: mode, via: "dtmf"}
 	evs := []event{req}
 	if talks(mode) && !m.talker {
 		evs = append(evs, evTalker{req: req})
 	}
-	return append(evs, evModeAudited{req: req, ok: true}, evChannelUp{id: snoop}, evSnoopBridged{id: snoop})
+	evs = append(evs, evModeAudited{req: req, ok: true})
+	if m.talk.state == talkNone && talks(mode) {
+		return append(evs, talkMade(mode)...)
+	}
+	evs = append(evs, evEarsSet{mode: mode})
+	if m.talker && !talks(mode) {
+		evs = append(evs, evTalkerReleased{})
+	}
+	return evs
 }
 
 func TestMachine(t *testing.T) {
@@ -104,15 +155,26 @@ func TestMachine(t *testing.T) {
 			},
 		},
 		{
-			name:      "feature join in whisper claims the talker slot before the bridge",
+			name:      "feature join in whisper claims the talker slot before the bridge, listens, then makes the talk paths",
 			from:      fresh(),
 			events:    joinEvents(whisper),
 			wantState: store.StateActive, wantMode: whisper, wantSnoop: s1,
-			want: []action{
+			want: append([]action{
 				actFindCall{}, actAuditJoin{mode: whisper}, actCreateRecord{mode: whisper}, actClaimTalker{}, actCreateBridge{},
-				actSnoop{id: s1, mode: whisper}, actBridgeSnoop{id: s1}, actJoinSupervisor{answer: true},
-				actStarted{mode: whisper}, actModeChanged{from: dialplan.ModeUnknown, to: whisper, snoop: s1},
-			},
+				actSnoop{id: s1, mode: spy}, actBridgeSnoop{id: s1}, actJoinSupervisor{answer: true},
+				actStarted{mode: whisper}, actMarkActive{snoop: s1}},
+				append(talkActs(whisper), actModeChanged{from: dialplan.ModeUnknown, to: whisper, snoop: s1})...),
+		},
+		{
+			name:      "feature join in barge opens both ears as the paths are bridged",
+			from:      fresh(),
+			events:    joinEvents(barge),
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s1,
+			want: append([]action{
+				actFindCall{}, actAuditJoin{mode: barge}, actCreateRecord{mode: barge}, actClaimTalker{}, actCreateBridge{},
+				actSnoop{id: s1, mode: spy}, actBridgeSnoop{id: s1}, actJoinSupervisor{answer: true},
+				actStarted{mode: barge}, actMarkActive{snoop: s1}},
+				append(talkActs(barge), actModeChanged{from: dialplan.ModeUnknown, to: barge, snoop: s1})...),
 		},
 		{
 			name: "join refused for a busy talker slot: congestion, then everything made is undone",
@@ -157,17 +219,70 @@ func TestMachine(t *testing.T) {
 			want:      []action{actFindCall{}, actAuditJoin{mode: spy}, actCreateRecord{mode: spy}, actCreateBridge{}, actSnoop{id: s1, mode: spy}},
 		},
 		{
-			name:      "switch to whisper: talker slot, audit, then make-before-break",
+			name:      "first switch to whisper: talker slot, audit, then the talk paths are made with the agent's ear open",
 			from:      active(spy),
-			events:    switchTo(active(spy), whisper, s2),
-			wantState: store.StateActive, wantMode: whisper, wantSnoop: s2,
+			events:    switchTo(active(spy), whisper),
+			wantState: store.StateActive, wantMode: whisper, wantSnoop: s1,
+			want: append([]action{actClaimTalker{req: dtmf(whisper)}, actAuditMode{req: dtmf(whisper)}},
+				append(talkActs(whisper), actModeChanged{from: spy, to: whisper, snoop: s1})...),
+		},
+		{
+			name:      "whisper to barge once the paths exist: one ear opened, nothing made",
+			from:      active(whisper),
+			events:    switchTo(active(whisper), barge),
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s1,
 			want: []action{
-				actClaimTalker{req: dtmf(whisper)},
-				actAuditMode{req: dtmf(whisper)},
-				actSnoop{id: s2, mode: whisper},
-				actBridgeSnoop{id: s2},
-				actDropSnoop{id: s1},
-				actModeChanged{from: spy, to: whisper, snoop: s2},
+				actAuditMode{req: dtmf(barge)},
+				actEars{mode: barge, set: []earSetting{{ear: e2, open: true}}},
+				actModeChanged{from: whisper, to: barge, snoop: s1},
+			},
+		},
+		{
+			name:      "barge to spy closes both ears and gives the slot back once nobody hears the supervisor",
+			from:      active(barge),
+			events:    switchTo(active(barge), spy),
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want: []action{
+				actAuditMode{req: dtmf(spy)},
+				actEars{mode: spy, set: []earSetting{{ear: e1, open: false}, {ear: e2, open: false}}},
+				actModeChanged{from: barge, to: spy, snoop: s1}, actReleaseTalker{},
+			},
+		},
+		{
+			name:      "spy to barge after talking before: the kept paths' ears open, no snoop made",
+			from:      func() machine { m, _ := run(active(whisper), switchTo(active(whisper), spy)...); return m }(),
+			events:    []event{dtmf(barge), evTalker{req: dtmf(barge)}, evModeAudited{req: dtmf(barge), ok: true}, evEarsSet{mode: barge}},
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s1,
+			want: []action{
+				actClaimTalker{req: dtmf(barge)}, actAuditMode{req: dtmf(barge)},
+				actEars{mode: barge, set: []earSetting{{ear: e1, open: true}, {ear: e2, open: true}}},
+				actModeChanged{from: spy, to: barge, snoop: s1},
+			},
+		},
+		{
+			name:      "an ear that cannot be muted: the talk paths go whole, the supervisor is back to listening",
+			from:      active(whisper),
+			events:    []event{dtmf(spy), evModeAudited{req: dtmf(spy), ok: true}, evEarsSet{mode: spy, err: errors.New("boom")}},
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want: []action{
+				actAuditMode{req: dtmf(spy)},
+				actEars{mode: spy, set: []earSetting{{ear: e1, open: false}}},
+				actDropSnoop{id: v1, critical: true}, actDropSnoop{id: e1, critical: true}, actDropSnoop{id: v2, critical: true}, actDropSnoop{id: e2, critical: true},
+				actDestroyBridge{id: tb1}, actDestroyBridge{id: tb2},
+				actModeChanged{from: whisper, to: spy, snoop: s1, fallback: true}, actReleaseTalker{},
+			},
+		},
+		{
+			name:      "the voice snoop ending means the supervisor's channel is going: the session ends",
+			from:      active(whisper),
+			events:    []event{evChannelEnd{id: v1}},
+			wantState: store.StateEnded, wantMode: whisper, wantSnoop: s1,
+			want: []action{
+				actForget{id: v1},
+				actDropSnoop{id: s1}, actDropSnoop{id: e1}, actDropSnoop{id: v2}, actDropSnoop{id: e2},
+				actHangupSupervisor{}, actDestroyBridge{}, actDestroyBridge{id: tb1}, actDestroyBridge{id: tb2}, actReleaseTalker{},
+				actAuditEnd{reason: ReasonSupervisorHangup, mode: whisper}, actEndRecord{reason: ReasonSupervisorHangup},
+				actEnded{reason: ReasonSupervisorHangup, joined: true},
 			},
 		},
 		{
@@ -204,21 +319,11 @@ func TestMachine(t *testing.T) {
 		{
 			name:      "back to spy gives the talker slot back once spy is audible",
 			from:      active(whisper),
-			events:    switchTo(active(whisper), spy, s2),
-			wantState: store.StateActive, wantMode: spy, wantSnoop: s2,
+			events:    switchTo(active(whisper), spy),
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
 			want: []action{
-				actAuditMode{req: dtmf(spy)}, actSnoop{id: s2, mode: spy}, actBridgeSnoop{id: s2},
-				actDropSnoop{id: s1}, actModeChanged{from: whisper, to: spy, snoop: s2}, actReleaseTalker{},
-			},
-		},
-		{
-			name:      "whisper to barge keeps the slot (no second claim)",
-			from:      active(whisper),
-			events:    switchTo(active(whisper), barge, s2),
-			wantState: store.StateActive, wantMode: barge, wantSnoop: s2,
-			want: []action{
-				actAuditMode{req: dtmf(barge)}, actSnoop{id: s2, mode: barge}, actBridgeSnoop{id: s2},
-				actDropSnoop{id: s1}, actModeChanged{from: whisper, to: barge, snoop: s2},
+				actAuditMode{req: dtmf(spy)}, actEars{mode: spy, set: []earSetting{{ear: e1, open: false}}},
+				actModeChanged{from: whisper, to: spy, snoop: s1}, actReleaseTalker{},
 			},
 		},
 		{
@@ -228,31 +333,29 @@ func TestMachine(t *testing.T) {
 			wantState: store.StateActive, wantMode: barge, wantSnoop: s1,
 		},
 		{
-			name: "a switch asked during a switch runs after it",
+			name: "a switch asked while the talk paths are made: the ears of the mode wanted by then open",
 			from: active(spy),
-			events: []event{
+			events: append([]event{
 				dtmf(whisper), evTalker{req: dtmf(whisper)}, evModeAudited{req: dtmf(whisper), ok: true},
-				dtmf(barge), evModeAudited{req: dtmf(barge), ok: true},
-				evChannelUp{id: s2}, evSnoopBridged{id: s2},
-				evChannelUp{id: s3}, evSnoopBridged{id: s3},
-			},
-			wantState: store.StateActive, wantMode: barge, wantSnoop: s3,
-			want: []action{
-				actClaimTalker{req: dtmf(whisper)}, actAuditMode{req: dtmf(whisper)}, actSnoop{id: s2, mode: whisper},
-				actAuditMode{req: dtmf(barge)},
-				actBridgeSnoop{id: s2}, actDropSnoop{id: s1}, actModeChanged{from: spy, to: whisper, snoop: s2},
-				actSnoop{id: s3, mode: barge},
-				actBridgeSnoop{id: s3}, actDropSnoop{id: s2}, actModeChanged{from: whisper, to: barge, snoop: s3},
-			},
+				dtmf(barge), evModeAudited{req: dtmf(barge), ok: true}},
+				talkMade(barge)...),
+			wantState: store.StateActive, wantMode: barge, wantSnoop: s1,
+			want: append(append([]action{
+				actClaimTalker{req: dtmf(whisper)}, actAuditMode{req: dtmf(whisper)}, actMakeTalk{pairs: talkPairs},
+				actAuditMode{req: dtmf(barge)}},
+				talkActs(barge)[1:]...),
+				actModeChanged{from: spy, to: barge, snoop: s1},
+			),
 		},
 		{
-			name:      "a failed switch is abandoned; the mode stays and an unused talker slot goes back",
+			name:      "making the talk paths fails: they go whole; the mode stays and an unused talker slot goes back",
 			from:      active(spy),
-			events:    []event{dtmf(barge), evTalker{req: dtmf(barge)}, evModeAudited{req: dtmf(barge), ok: true}, evFailed{snoop: s2, err: errors.New("boom")}},
+			events:    []event{dtmf(barge), evTalker{req: dtmf(barge)}, evModeAudited{req: dtmf(barge), ok: true}, evTalkFailed{err: errors.New("boom")}},
 			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
 			want: []action{
-				actClaimTalker{req: dtmf(barge)}, actAuditMode{req: dtmf(barge)}, actSnoop{id: s2, mode: barge},
-				actDropSnoop{id: s2}, actReleaseTalker{},
+				actClaimTalker{req: dtmf(barge)}, actAuditMode{req: dtmf(barge)}, actMakeTalk{pairs: talkPairs},
+				actDropSnoop{id: v1, critical: true}, actDropSnoop{id: e1, critical: true}, actDropSnoop{id: v2, critical: true}, actDropSnoop{id: e2, critical: true},
+				actDestroyBridge{id: tb1}, actDestroyBridge{id: tb2}, actReleaseTalker{},
 			},
 		},
 		{
@@ -272,21 +375,27 @@ func TestMachine(t *testing.T) {
 			events:    []event{evChannelEnd{id: s1}, evTimeout{timer: timerTone}},
 			wantState: store.StateEnded, wantMode: whisper, wantSnoop: s1,
 			want: []action{
-				actForget{id: s1}, actTone{tone: toneCallEnded},
-				actHangupSupervisor{}, actDestroyBridge{}, actReleaseTalker{},
+				actForget{id: s1}, actDropSnoop{id: v1}, actDropSnoop{id: e1}, actDropSnoop{id: v2}, actDropSnoop{id: e2},
+				actTone{tone: toneCallEnded},
+				actHangupSupervisor{}, actDestroyBridge{}, actDestroyBridge{id: tb1}, actDestroyBridge{id: tb2}, actReleaseTalker{},
 				actAuditEnd{reason: ReasonCallEnded, mode: whisper}, actEndRecord{reason: ReasonCallEnded},
 				actEnded{reason: ReasonCallEnded, joined: true},
 			},
 		},
 		{
-			name:      "a dropped old snoop ending is bookkeeping, not the call ending",
-			from:      func() machine { m, _ := run(active(spy), switchTo(active(spy), barge, s2)...); return m }(),
-			events:    []event{evChannelEnd{id: s1}},
-			wantState: store.StateActive, wantMode: barge, wantSnoop: s2,
-			want: []action{actForget{id: s1}},
+			name: "a dropped old snoop ending is bookkeeping, not the call ending",
+			from: func() machine {
+				m, _ := run(active(spy), switchTo(active(spy), barge)...)
+				m, _ = run(m, switchTo(m, spy)...)
+				m, _ = run(m, evTalkFailed{err: errors.New("boom")})
+				return m
+			}(),
+			events:    []event{evChannelEnd{id: e1}},
+			wantState: store.StateActive, wantMode: spy, wantSnoop: s1,
+			want: []action{actForget{id: e1}},
 		},
 		{
-			name:      "supervisor leaves before the snoop started; its late StasisStart changes nothing",
+			name:      "supervisor leaves before the snoop started; its late StasisStart has it hung up again",
 			from:      fresh(),
 			events:    []event{evStart{mode: spy}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin}, evStepDone{step: stepRecord}, evStepDone{step: stepBridge}, evHangupRequest{id: supCh}, evChannelUp{id: s1}},
 			wantState: store.StateEnded,
@@ -294,6 +403,7 @@ func TestMachine(t *testing.T) {
 				actFindCall{}, actAuditJoin{mode: spy}, actCreateRecord{mode: spy}, actCreateBridge{}, actSnoop{id: s1, mode: spy},
 				actDropSnoop{id: s1}, actDestroyBridge{}, actAuditEnd{reason: ReasonSupervisorHangup},
 				actEndRecord{reason: ReasonSupervisorHangup}, actEnded{reason: ReasonSupervisorHangup},
+				actDropSnoop{id: s1},
 			},
 		},
 		{
@@ -363,15 +473,15 @@ func TestMachine(t *testing.T) {
 		{
 			name:      "API mode requests: not active while ringing, answered when audible, the same mode at once",
 			from:      active(spy),
-			events:    append([]event{evModeWanted{mode: spy, via: "api", waiter: 1}, evModeWanted{mode: whisper, via: "api", waiter: 2}, evTalker{req: evModeWanted{mode: whisper, via: "api", waiter: 2}}, evModeAudited{req: evModeWanted{mode: whisper, via: "api", waiter: 2}, ok: true}}, evChannelUp{id: s2}, evSnoopBridged{id: s2}),
-			wantState: store.StateActive, wantMode: whisper, wantSnoop: s2,
-			want: []action{
+			events:    append([]event{evModeWanted{mode: spy, via: "api", waiter: 1}, evModeWanted{mode: whisper, via: "api", waiter: 2}, evTalker{req: evModeWanted{mode: whisper, via: "api", waiter: 2}}, evModeAudited{req: evModeWanted{mode: whisper, via: "api", waiter: 2}, ok: true}}, talkMade(whisper)...),
+			wantState: store.StateActive, wantMode: whisper, wantSnoop: s1,
+			want: append(append([]action{
 				actReply{waiter: 1},
 				actClaimTalker{req: evModeWanted{mode: whisper, via: "api", waiter: 2}},
-				actAuditMode{req: evModeWanted{mode: whisper, via: "api", waiter: 2}},
-				actSnoop{id: s2, mode: whisper}, actBridgeSnoop{id: s2}, actDropSnoop{id: s1},
-				actModeChanged{from: spy, to: whisper, snoop: s2}, actReply{waiter: 2},
-			},
+				actAuditMode{req: evModeWanted{mode: whisper, via: "api", waiter: 2}}},
+				talkActs(whisper)...),
+				actModeChanged{from: spy, to: whisper, snoop: s1}, actReply{waiter: 2},
+			),
 		},
 		{
 			name: "API mode request overtaken by another is answered superseded",
@@ -384,7 +494,7 @@ func TestMachine(t *testing.T) {
 			want: []action{
 				actClaimTalker{req: evModeWanted{mode: barge, via: "api", waiter: 1}},
 				actAuditMode{req: evModeWanted{mode: barge, via: "api", waiter: 1}},
-				actSnoop{id: s2, mode: barge},
+				actMakeTalk{pairs: talkPairs},
 				actAuditMode{req: evModeWanted{mode: whisper, via: "api", waiter: 2}},
 				actReply{waiter: 1, code: replySuperseded},
 			},
@@ -410,6 +520,84 @@ func TestMachine(t *testing.T) {
 	}
 }
 
+// TestMachineTalkPathsNeverOpenWhatWasClosed: the sequences a review found, each of which must
+// leave nobody hearing a supervisor whose mode does not talk.
+func TestMachineTalkPathsNeverOpenWhatWasClosed(t *testing.T) {
+	spy, whisper, barge := dialplan.Spy, dialplan.Whisper, dialplan.Barge
+	dtmf := func(m dialplan.Mode) evModeWanted { return evModeWanted{mode: m, via: "dtmf"} }
+	opened := func(acts []action) bool {
+		for _, a := range acts {
+			if e, ok := a.(actEars); ok {
+				for _, s := range e.set {
+					if s.open {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+
+	// Whisper asked, then spy while the paths are made, then a barge whose audit fails (the
+	// slot is given back): the paths come up with every ear muted and stay so.
+	m, acts := run(active(spy), dtmf(whisper), evTalker{req: dtmf(whisper)}, evModeAudited{req: dtmf(whisper), ok: true},
+		dtmf(spy), evModeAudited{req: dtmf(spy), ok: true},
+		dtmf(barge), evModeAudited{req: dtmf(barge)})
+	if !containsAction(acts, actReleaseTalker{}) {
+		t.Fatalf("the slot claimed for whisper was kept after going back to spy: %#v", acts)
+	}
+	m, acts = run(m, append(talkMade(spy)[:6], evTalkerReleased{})...)
+	if opened(acts) || m.mode != spy || m.switching || m.talk.state != talkReady {
+		t.Fatalf("paths made after the supervisor went back to spy: mode %s switching %v opened %v %#v", m.mode, m.switching, opened(acts), acts)
+	}
+	for _, p := range m.talk.pairs {
+		if p.open {
+			t.Fatalf("an ear open in spy: %+v", p)
+		}
+	}
+
+	// Adopted with its talk paths and a quieter mode wanted (the old owner went mid-switch, or
+	// lost the slot): every ear is set again for spy, none opened.
+	ad := active(whisper)
+	ad.want, ad.talker = spy, false
+	ad, acts = run(ad, evAdopted{})
+	if len(acts) != 1 || opened(acts) {
+		t.Fatalf("adopted mid-switch to spy: %#v", acts)
+	}
+	if e := acts[0].(actEars); len(e.set) != earCount || e.mode != spy {
+		t.Fatalf("adoption sets %#v; want every ear set for spy", e)
+	}
+	if ad, _ = run(ad, evEarsSet{mode: spy}); ad.mode != spy {
+		t.Fatalf("after adoption the mode is %s", ad.mode)
+	}
+
+	// Adopted without its talk paths, their making fails: recorded as listening (the first mode
+	// recorded by this owner), so a later adoption does not make them again.
+	re := active(spy)
+	re.want, re.talker, re.announced = whisper, true, false
+	re, acts = run(re, evAdopted{})
+	if !containsAction(acts, actMakeTalk{pairs: talkPairs}) {
+		t.Fatalf("adopted whisper without paths: %#v", acts)
+	}
+	re, acts = run(re, evTalkFailed{err: errors.New("boom")})
+	if !containsAction(acts, actModeChanged{from: dialplan.ModeUnknown, to: spy, snoop: s1, fallback: true}) || re.want != spy {
+		t.Fatalf("failed re-make after adoption: want %s %#v", re.want, acts)
+	}
+
+	// A talk snoop that cannot be hung up ends the session rather than stay.
+	m, _ = run(active(whisper), dtmf(spy), evModeAudited{req: dtmf(spy), ok: true}, evEarsSet{mode: spy, err: errors.New("boom")})
+	m, acts = run(m, evDropFailed{id: e1})
+	if m.end == nil || m.end.reason != ReasonError || !containsAction(acts, actDropSnoop{id: s1}) {
+		t.Fatalf("a talk snoop left up: end %+v %#v", m.end, acts)
+	}
+
+	// A talk snoop that comes up after being dropped is hung up again.
+	m, _ = run(active(spy), dtmf(whisper), evTalker{req: dtmf(whisper)}, evModeAudited{req: dtmf(whisper), ok: true}, evTalkFailed{err: errors.New("timeout")})
+	if _, acts = run(m, evChannelUp{id: e2}); !reflect.DeepEqual(acts, []action{actDropSnoop{id: e2}}) {
+		t.Fatalf("late StasisStart of a dropped ear: %#v", acts)
+	}
+}
+
 // TestMachineTimers: each wait has its timer, started and stopped with it.
 func TestMachineTimers(t *testing.T) {
 	_, acts := run(fresh(), evStart{mode: dialplan.Spy}, evCallFound{channel: "agent"}, evStepDone{step: stepAuditJoin}, evStepDone{step: stepRecord}, evStepDone{step: stepBridge})
@@ -432,11 +620,15 @@ func TestMachineTimers(t *testing.T) {
 	if len(acts) != 0 || m.state != store.StateActive {
 		t.Errorf("no-op request made actions %#v", acts)
 	}
-	// A switch's snoop that never starts is abandoned; the session goes on.
-	m, _ = run(active(dialplan.Spy), evModeWanted{mode: dialplan.Barge, via: "dtmf"}, evTalker{req: evModeWanted{mode: dialplan.Barge, via: "dtmf"}}, evModeAudited{req: evModeWanted{mode: dialplan.Barge, via: "dtmf"}, ok: true})
-	m, acts = run(m, evTimeout{timer: timerSnoop})
-	if m.state != store.StateActive || m.mode != dialplan.Spy || m.pending != "" || !containsAction(acts, actDropSnoop{id: s2}) || !containsAction(acts, actReleaseTalker{}) {
-		t.Errorf("switch timeout: state %s mode %s pending %q actions %#v", m.state, m.mode, m.pending, acts)
+	// Talk paths whose snoops never start are dropped; the session goes on listening.
+	m, acts = run(active(dialplan.Spy), evModeWanted{mode: dialplan.Barge, via: "dtmf"}, evTalker{req: evModeWanted{mode: dialplan.Barge, via: "dtmf"}}, evModeAudited{req: evModeWanted{mode: dialplan.Barge, via: "dtmf"}, ok: true})
+	if !containsAction(acts, actTimer{timer: timerSnoop, d: tcfg.SnoopTimeout}) {
+		t.Errorf("talk paths made without their timer: %#v", acts)
+	}
+	m, acts = run(m, evChannelUp{id: v1}, evTimeout{timer: timerSnoop})
+	if m.state != store.StateActive || m.mode != dialplan.Spy || m.switching || m.talk.state != talkNone ||
+		!containsAction(acts, actDropSnoop{id: v1, critical: true}) || !containsAction(acts, actDestroyBridge{id: tb2}) || !containsAction(acts, actReleaseTalker{}) {
+		t.Errorf("talk timeout: state %s mode %s switching %v talk %v actions %#v", m.state, m.mode, m.switching, m.talk.state, acts)
 	}
 }
 
@@ -449,35 +641,71 @@ func containsAction(acts []action, want action) bool {
 	return false
 }
 
-// TestMachineSpyHasNoWhisperPath: whatever happens, a snoop made for spy has no whisper
-// direction, and every snoop id is new (Asterisk answers 500 to a reused snoopId).
+// TestMachineSpyHasNoWhisperPath: a session that only ever listens makes no talk path at all;
+// once the supervisor has talked, whatever the order of switches, the ears open are exactly those
+// of the mode heard (none in spy), nothing is made again, and every id is new (Asterisk answers
+// 500 to a reused snoopId, 409 to a reused bridge id).
 func TestMachineSpyHasNoWhisperPath(t *testing.T) {
-	modes := []dialplan.Mode{dialplan.Spy, dialplan.Whisper, dialplan.Barge}
-	m := active(dialplan.Spy)
-	seen := map[ari.ChannelID]bool{s1: true}
-	for i := range 30 {
-		mode := modes[(i*7)%3]
-		req := evModeWanted{mode: mode, via: "dtmf"}
-		var acts []action
-		m, acts = run(m, req, evTalker{req: req}, evModeAudited{req: req, ok: true})
-		for _, a := range acts {
-			if s, ok := a.(actSnoop); ok {
-				if seen[s.id] {
-					t.Fatalf("snoop id %s reused", s.id)
-				}
-				seen[s.id] = true
-				if s.mode == dialplan.Spy && whisperDir(s.mode) != ari.DirNone {
-					t.Fatalf("spy snoop with whisper %s", whisperDir(s.mode))
-				}
-				m, _ = run(m, evChannelUp{id: s.id}, evSnoopBridged{id: s.id})
-			}
-		}
-		if m.mode != mode {
-			t.Fatalf("after asking for %s the mode is %s", mode, m.mode)
+	m, acts := run(active(dialplan.Spy), switchTo(active(dialplan.Spy), dialplan.Spy)...)
+	for range 5 {
+		var more []action
+		m, more = run(m, evModeWanted{mode: dialplan.Spy, via: "dtmf"}, evModeWanted{mode: dialplan.ModeUnknown, via: "dtmf"})
+		acts = append(acts, more...)
+	}
+	for _, a := range acts {
+		switch a.(type) {
+		case actMakeTalk, actEars, actBridgeTalk:
+			t.Fatalf("a listening session made a talk path: %#v", a)
 		}
 	}
-	if whisperDir(dialplan.Whisper) != ari.DirOut || whisperDir(dialplan.Barge) != ari.DirBoth {
-		t.Fatal("whisper directions: whisper must be out (the agent's ear), barge both")
+	if m.talk.state != talkNone {
+		t.Fatalf("talk paths %v in a session that never talked", m.talk.state)
+	}
+
+	modes := []dialplan.Mode{dialplan.Spy, dialplan.Whisper, dialplan.Barge}
+	seen := map[string]bool{string(s1): true}
+	makes := 0
+	for i := range 60 {
+		mode := modes[(i*7+i/5)%3]
+		before := m
+		m, acts = run(m, switchTo(m, mode)...)
+		for _, a := range acts {
+			switch a := a.(type) {
+			case actMakeTalk:
+				makes++
+				for _, p := range a.pairs {
+					for _, id := range []string{string(p.voice), string(p.ear), string(p.bridge)} {
+						if seen[id] {
+							t.Fatalf("id %s reused", id)
+						}
+						seen[id] = true
+					}
+				}
+			}
+		}
+		if m.mode != mode || m.switching {
+			t.Fatalf("after asking for %s: mode %s switching %v", mode, m.mode, m.switching)
+		}
+		if mode != dialplan.Spy || before.talk.state != talkNone {
+			want := earsFor(mode)
+			for k, p := range m.talk.pairs {
+				if p.open != want[k] {
+					t.Fatalf("in %s ear %d open=%v", mode, k, p.open)
+				}
+			}
+		}
+		if m.talker != talks(mode) {
+			t.Fatalf("in %s the talker slot is held=%v", mode, m.talker)
+		}
+	}
+	if makes != 1 {
+		t.Fatalf("talk paths made %d times; want once", makes)
+	}
+	if earsFor(dialplan.Spy) != [earCount]bool{} || earsFor(dialplan.Whisper) != [earCount]bool{true, false} || earsFor(dialplan.Barge) != [earCount]bool{true, true} {
+		t.Fatal("ears: spy none, whisper the agent's, barge both")
+	}
+	if earWhisper(false) != ari.DirOut || earWhisper(true) != ari.DirIn {
+		t.Fatal("ear whisper directions: out reaches the agent, in the customer")
 	}
 }
 
@@ -494,12 +722,27 @@ func FuzzMachine(f *testing.F) {
 		for i, b := range script {
 			var e event
 			id := m.pending
-			if b&0x80 != 0 {
+			switch b >> 6 {
+			case 1:
 				id = m.snoop
+			case 2:
+				id = m.talk.pairs[int(b>>4)%earCount].voice
+			case 3:
+				id = m.talk.pairs[int(b>>4)%earCount].ear
 			}
 			mode := dialplan.Mode(int(b>>4) % 4)
 			req := evModeWanted{mode: mode, via: "fuzz", waiter: int(b>>6) % 2}
-			switch b % 16 {
+			switch b % 19 {
+			case 16:
+				e = evTalkBridged{pair: int(b>>4) % earCount}
+			case 17:
+				var err error
+				if b&0x20 != 0 {
+					err = errors.New("x")
+				}
+				e = evEarsSet{mode: m.want, err: err}
+			case 18:
+				e = evTalkFailed{err: errors.New("x")}
 			case 0:
 				e = evStart{mode: mode}
 			case 1:
@@ -555,13 +798,25 @@ func FuzzMachine(f *testing.F) {
 				case actReleaseTalker:
 					released++
 				case actSnoop:
-					if a.mode == dialplan.Spy && whisperDir(a.mode) != ari.DirNone {
-						t.Fatalf("step %d: spy snoop with a whisper path", i)
+					if a.mode != dialplan.Spy {
+						t.Fatalf("step %d: a listening snoop made for %s", i, a.mode)
+					}
+				case actMakeTalk, actEars, actBridgeTalk:
+					if !talks(m.want) && !talks(before.want) && before.talk.state == talkNone && m.talk.state == talkNone {
+						t.Fatalf("step %d: talk path action %#v in a session that never asked to talk", i, a)
 					}
 				}
 			}
 			if ended > 1 {
 				t.Fatalf("step %d: ended twice", i)
+			}
+			if m.state == store.StateActive && !m.switching && m.talk.state == talkReady {
+				open := earsFor(m.mode)
+				for k, p := range m.talk.pairs {
+					if p.open != open[k] {
+						t.Fatalf("step %d: in %s ear %d open=%v", i, m.mode, k, p.open)
+					}
+				}
 			}
 			if m.state == store.StateActive && (m.snoop == "" || !m.mode.Valid()) {
 				t.Fatalf("step %d: active without a snoop or mode: %+v", i, m)

@@ -17,8 +17,14 @@ type metrics struct {
 	refusals  *prometheus.CounterVec
 	switches  *prometheus.CounterVec
 	prepare   prometheus.Histogram
+	join      *prometheus.HistogramVec
+	switching *prometheus.HistogramVec
 	connected prometheus.Gauge
 }
+
+// latencyBuckets span 0.5 ms to about 4 s: a switch takes milliseconds, a join tens of them, and
+// anything past a second is an incident worth seeing.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 14)
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -39,14 +45,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"mode"}),
 		prepare: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "earpiece_join_prepare_seconds", Help: "Time from StasisStart to the bridge being ready (lookups, audit, store).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+			Buckets: latencyBuckets,
 		}),
+		join: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "earpiece_join_seconds",
+			Help:    "Time from the supervisor's answer (a feature code's StasisStart; an API leg's answer) to the supervisor being in the bridge, hearing the call, by origin.",
+			Buckets: latencyBuckets,
+		}, []string{"origin"}),
+		switching: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "earpiece_switch_seconds",
+			Help:    "Time from a mode request (the DTMF digit's event, or the API request) to the new mode being live on Asterisk, by new mode.",
+			Buckets: latencyBuckets,
+		}, []string{"mode"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "earpiece_ari_connected", Help: "1 while the ARI events socket is connected.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.started, m.ended, m.active, m.refusals, m.switches, m.prepare, m.connected)
+		reg.MustRegister(m.started, m.ended, m.active, m.refusals, m.switches, m.prepare, m.join, m.switching, m.connected)
 	}
 	return m
 }
@@ -58,8 +74,15 @@ func (m *metrics) sessionStarted(origin string) {
 func (m *metrics) sessionEnded(reason string)   { m.ended.WithLabelValues(reason).Inc(); m.active.Dec() }
 func (m *metrics) refused(reason string)        { m.refusals.WithLabelValues(reason).Inc() }
 func (m *metrics) joinPrepared(d time.Duration) { m.prepare.Observe(d.Seconds()) }
-func (m *metrics) modeSwitched(_, to dialplan.Mode) {
+func (m *metrics) modeSwitched(_, to dialplan.Mode, took time.Duration) {
 	m.switches.WithLabelValues(to.String()).Inc()
+	if took > 0 {
+		m.switching.WithLabelValues(to.String()).Observe(took.Seconds())
+	}
+}
+
+func (m *metrics) joined(origin string, took time.Duration) {
+	m.join.WithLabelValues(origin).Observe(took.Seconds())
 }
 
 func (m *metrics) connState(s ari.ConnState) {

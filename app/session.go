@@ -23,16 +23,19 @@ type session struct {
 	id  string
 	log zerolog.Logger
 
-	origin     string // "feature_code" or "api"
-	keyName    string // the API key that started it ("" for feature codes)
-	dialed     string // what the supervisor dialed (feature codes; audited with refusals)
-	helpID     string // the help request this session answers ("" for none)
-	started    time.Time
-	tenant     *config.Tenant
-	supervisor *config.Extension
-	agent      *config.Extension
-	rules      dialplan.Rules
-	supChan    ari.ChannelID
+	origin  string // "feature_code" or "api"
+	keyName string // the API key that started it ("" for feature codes)
+	dialed  string // what the supervisor dialed (feature codes; audited with refusals)
+	helpID  string // the help request this session answers ("" for none)
+	started time.Time
+	// answeredAt is when the supervisor answered (join latency is measured from it); askedAt
+	// when the oldest mode request not yet heard came (switch latency), zero when none.
+	answeredAt, askedAt time.Time
+	tenant              *config.Tenant
+	supervisor          *config.Extension
+	agent               *config.Extension
+	rules               dialplan.Rules
+	supChan             ari.ChannelID
 
 	m   machine
 	cfg machineConfig
@@ -101,6 +104,9 @@ func (a *App) newSession(origin string, supChan ari.ChannelID, api bool) *sessio
 		cfg:     a.machineConfig(),
 		waiters: map[int]chan error{},
 		done:    make(chan struct{}),
+	}
+	if !api {
+		s.answeredAt = time.Now() // a feature code's channel is in Stasis: it called in
 	}
 	s.mbox.signal = make(chan struct{}, 1)
 	s.log = a.log.With().Str("session", id).Str("channel", string(supChan)).Logger()
@@ -327,6 +333,9 @@ func (s *session) classify(msg message) event {
 	case msg.cmd != nil:
 		s.nextWaiter++
 		s.waiters[s.nextWaiter] = msg.cmd.reply
+		if msg.cmd.mode != s.m.want && msg.cmd.mode.Valid() {
+			s.asked()
+		}
 		return evModeWanted{mode: msg.cmd.mode, via: "api", waiter: s.nextWaiter}
 	}
 	switch e := msg.ari.(type) {
@@ -344,11 +353,21 @@ func (s *session) classify(msg message) event {
 		}
 		s.log.Debug().Str("digit", e.Digit).Msg("dtmf")
 		if m, ok := s.rules.ModeForDigit(e.Digit); ok {
+			if m != s.m.want && m.Valid() {
+				s.asked()
+			}
 			return evModeWanted{mode: m, via: "dtmf"}
 		}
 		// Other digits are ignored (absorbed by the bridge: they never reach the call).
 	}
 	return nil
+}
+
+// asked notes when a mode request came, unless an older one is still to be heard.
+func (s *session) asked() {
+	if s.askedAt.IsZero() {
+		s.askedAt = time.Now()
+	}
 }
 
 // apply runs next and carries out its actions; action results are fed back in, in order.

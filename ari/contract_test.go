@@ -67,6 +67,7 @@ func TestContract(t *testing.T) {
 		}{
 			{"SnoopErrors", contractSnoopErrors},
 			{"SnoopEndsWithTarget", contractSnoopEndsWithTarget},
+			{"TalkPath", contractTalkPath},
 			{"Bridges", contractBridges},
 			{"BridgeIDCollision", contractBridgeIDCollision},
 			{"Originate", contractOriginate},

@@ -37,7 +37,14 @@ type Session struct {
 	AgentChannel      string `json:"agent_channel,omitempty"` // the snooped channel
 	SnoopChannel      string `json:"snoop_channel,omitempty"`
 	BridgeID          string `json:"bridge_id,omitempty"`
-	Instance          string `json:"instance,omitempty"` // app instance that owns the session
+	// Talk is the supervisor's talk paths once made: the agent's, then the customer's, so an
+	// instance that adopts the session takes them over instead of making them again.
+	Talk []TalkPath `json:"talk,omitempty"`
+	// Want is a quieter mode asked for and audited but maybe not heard yet (fewer people hear
+	// the supervisor than in Mode): an instance that adopts the session mid-switch goes to it
+	// rather than back to Mode. Empty once Mode is what was asked.
+	Want     string `json:"want,omitempty"`
+	Instance string `json:"instance,omitempty"` // app instance that owns the session
 	// Epoch is the lease epoch its owner runs it under: with Instance, the owner's fencing
 	// token (instance.go). Node is the node (Stasis app name) the session lives on.
 	Epoch int64  `json:"epoch,omitempty"`
@@ -56,6 +63,14 @@ type Session struct {
 
 	// HelpRequest is the help request this session answers ("" for none).
 	HelpRequest string `json:"help_request,omitempty"`
+}
+
+// TalkPath is one path of the supervisor's voice: a bridge holding a snoop on the supervisor's
+// channel (voice) and one on the agent's channel that whispers it to one party (ear).
+type TalkPath struct {
+	Bridge string `json:"bridge"`
+	Voice  string `json:"voice"`
+	Ear    string `json:"ear"`
 }
 
 // Live reports whether the session has not ended.
@@ -243,8 +258,7 @@ func (s *Store) members(ctx context.Context, setKey string) ([]Session, error) {
 }
 
 // UpdateSession applies fn to the current session and stores the result,
-// atomically with any index change (a new snoop channel after a mode switch,
-// say), and refreshes the TTLs of the session's keys. fn runs again on a
+// atomically with any index change (a new snoop channel, say), and refreshes the TTLs of the session's keys. fn runs again on a
 // fresh copy if another writer got in first, so it must have no side effects
 // beyond its argument; after Options.MaxRetries lost races the update fails
 // with ErrConflict. An error from fn aborts the update and is returned

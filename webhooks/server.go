@@ -156,6 +156,7 @@ type Server struct {
 	streams   *streamSet // open event streams
 	limits    *limits    // request budgets
 	met       *metrics
+	reqMet    *requestMetrics // earpiece_http_request_duration_seconds (httpmetrics.go)
 	// notReady is the last /readyz failure logged, so a dependency that stays down is
 	// logged once, not at every probe.
 	notReady atomic.Pointer[string]
@@ -262,9 +263,10 @@ func New(cfg Config) *Server {
 		streams: newStreamSet(),
 		limits:  newLimits(cfg.RateLimits),
 		met:     newMetrics(cfg.Registerer),
+		reqMet:  newRequestMetrics(cfg.Registerer),
 	}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.recoverPanics, s.limitHeaders, s.limitBody)
+	e.Use(s.reqMet.middleware, s.requestID, s.recoverPanics, s.limitHeaders, s.limitBody)
 
 	e.GET("/healthz", func(c *echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

@@ -378,8 +378,9 @@ func (c *Call) SetTone(hz float64) { c.media.setTones(hz) }
 func (c *Call) SetTones(hz ...float64) { c.media.setTones(hz...) }
 
 // SendDTMF sends digits (0-9, *, #, A-D) as RFC 4733 events: per digit a start packet, updates
-// every 20 ms, and three end packets at 100 ms; 60 ms of audio between digits. It returns after
-// the last digit's end packets are sent; DTMFSent has the times.
+// every 20 ms, and three end packets at 100 ms; 60 ms of audio between digits. The events replace
+// the audio unless SetKeepAudioDuringDTMF is on. It returns after the last digit's end packets
+// are sent; DTMFSent has the times.
 func (c *Call) SendDTMF(ctx context.Context, digits string) error {
 	if !c.isAnswered() {
 		return fmt.Errorf("send dtmf: %w", ErrNotRinging)
@@ -389,6 +390,13 @@ func (c *Call) SendDTMF(ctx context.Context, digits string) error {
 	}
 	return nil
 }
+
+// SetKeepAudioDuringDTMF chooses what the call sends while a digit is sent. Off (the default),
+// the digit's RFC 4733 packets replace the audio for its 100 ms, as most phones do; on, every
+// tick carries the audio frame as well as the event's packets, so the tone goes on through the
+// digit (a phone that keeps the talker's voice while a key is pressed). It applies from the next
+// 20 ms tick, also to a digit being sent.
+func (c *Call) SetKeepAudioDuringDTMF(on bool) { c.media.setKeepAudio(on) }
 
 // DTMFSent lists the digits we sent, with start and end times.
 func (c *Call) DTMFSent() []DTMFEvent { return c.media.dtmfSent() }

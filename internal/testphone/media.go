@@ -78,6 +78,9 @@ type sendState struct {
 	sent       []DTMFEvent
 	stalls     []stall
 	pending    time.Time // due time of the next frame while the sender runs; zero otherwise
+	// keepAudio: while a digit is sent, each tick carries the audio frame as well as the event
+	// packets (SetKeepAudioDuringDTMF); otherwise the events replace the audio, as most phones do.
+	keepAudio bool
 }
 
 type dtmfJob struct {
@@ -139,6 +142,12 @@ func (m *media) setTones(hz ...float64) {
 		}
 	}
 	m.tx.tones, m.tx.phases = tones, phases
+}
+
+func (m *media) setKeepAudio(on bool) {
+	m.tx.mu.Lock()
+	defer m.tx.mu.Unlock()
+	m.tx.keepAudio = on
 }
 
 func (m *media) pause(d time.Duration) {
@@ -245,9 +254,10 @@ func (m *media) skip(n time.Duration) {
 }
 
 // tick builds and sends what the next 20 ms of timeline carries: an audio frame, or the packets of
-// a telephone event. Every tick advances the RTP timestamp by one frame, so audio after an event
-// continues the timeline (RFC 4733 section 2.5.1.1). due is when the frame was due; its lateness
-// is taken once its packets are written, so a preemption anywhere before the write counts.
+// a telephone event (with keepAudio, the audio frame and then the event's packets). Every tick
+// advances the RTP timestamp by one frame, so audio after an event continues the timeline (RFC
+// 4733 section 2.5.1.1). due is when the frame was due; its lateness is taken once its packets
+// are written, so a preemption anywhere before the write counts.
 func (m *media) tick(due time.Time) {
 	pkts, finished := m.build(due, false)
 	dst := m.remote.Load()
@@ -296,6 +306,13 @@ func (m *media) build(now time.Time, drop bool) (pkts [][]byte, finished []*dtmf
 		s.cur.ts, s.cur.start = ts, now
 	}
 	if j := s.cur; j != nil {
+		if s.keepAudio {
+			// The audio frame first, then the event's packets: a receiver sees the frame of this
+			// tick before the event's update (or end) for the same 20 ms.
+			first := !s.sentFirst
+			s.sentFirst = true
+			pkts = append(pkts, m.packetLocked(ptPCMU, first, ts, audio))
+		}
 		j.tick++
 		duration := uint16(j.tick * frameSamples)
 		repeats, end := 1, j.tick >= dtmfEventTicks
