@@ -144,15 +144,14 @@ func (a *App) claimJoin(ctx context.Context, tenant, sup string, agentChan ari.C
 			a.log.Warn().Err(err).Str("tenant", tenant).Str("supervisor", sup).Msg("releasing a join claim")
 		}
 	}
-	live, err := a.store.ListSessions(ctx, tenant)
-	if err != nil {
+	// One indexed read, however many sessions the tenant has live.
+	s, err := a.store.LiveSessionFor(ctx, tenant, sup, string(agentChan))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
 		release()
 		return nil, apiFailure(ErrUnavailable, RefuseStoreUnavailable, "the state store is unavailable", err)
-	}
-	for _, s := range live {
-		if !s.Live() || s.Supervisor != sup || s.CallID != string(agentChan) {
-			continue
-		}
+	default:
 		ended, err := a.awaitEnd(ctx, s.ID)
 		if err != nil {
 			release()

@@ -53,6 +53,7 @@ type Store interface {
 	UpdateSession(ctx context.Context, id string, fn func(*store.Session) error) (store.Session, error)
 	EndSession(ctx context.Context, id, reason string, at time.Time) (store.Session, error)
 	ListSessions(ctx context.Context, tenant string) ([]store.Session, error)
+	LiveSessionFor(ctx context.Context, tenant, supervisor, call string) (store.Session, error)
 	AppendAudit(ctx context.Context, e store.AuditEntry) (string, error)
 	AuditPage(ctx context.Context, tenant string, f store.AuditFilter, limit int) ([]store.AuditEntry, string, error)
 	VerifyAudit(ctx context.Context, tenant string) (store.AuditVerification, error)

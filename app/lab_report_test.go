@@ -134,11 +134,46 @@ func (g *gapTally) merge(o gapTally) {
 type gapPair struct {
 	Raw      gapTally `json:"raw"`
 	Adjusted gapTally `json:"stall_adjusted"`
+	// Beyond is Adjusted less the digit's own time on the wire (and one frame after it): what
+	// is left once the silence Asterisk makes while any bridged channel sends a digit is set
+	// aside (its core drops a channel's voice between a digit's begin and end).
+	Beyond gapTally `json:"beyond_digit"`
 }
 
 func (p *gapPair) merge(o gapPair) {
 	p.Raw.merge(o.Raw)
 	p.Adjusted.merge(o.Adjusted)
+	p.Beyond.merge(o.Beyond)
+}
+
+// outside returns the parts of s that are not in x.
+func (s labSpan) outside(x labSpan) []labSpan {
+	if !s.From.Before(x.To) || !x.From.Before(s.To) {
+		return []labSpan{s}
+	}
+	var out []labSpan
+	if s.From.Before(x.From) {
+		out = append(out, labSpan{s.From, x.From})
+	}
+	if x.To.Before(s.To) {
+		out = append(out, labSpan{x.To, s.To})
+	}
+	return out
+}
+
+// tallyBeyond tallies, stall-adjusted, the parts of the absences outside digit.
+func tallyBeyond(abs []labSpan, stall stallFunc, digit labSpan) gapTally {
+	var g gapTally
+	for _, s := range abs {
+		for _, part := range s.outside(digit) {
+			d := part.Len()
+			if stall != nil {
+				d -= stall(part.From.Add(-labFrame), part.To)
+			}
+			g.add(d)
+		}
+	}
+	return g
 }
 
 // tallyGaps tallies absence stretches raw and stall-adjusted (stall may be nil: no adjustment).
@@ -263,9 +298,11 @@ type labLogs struct {
 	Stall  map[string]stallFunc
 }
 
-func (l labLogs) gaps(s labStream, from, to time.Time) gapPair {
+func (l labLogs) gaps(s labStream, from, to time.Time, digit labSpan) gapPair {
 	abs := toneAbsences(l.Frames[s.Listener], partyTone[s.Sender], from, to)
-	return tallyGaps(abs, l.Stall[s.Sender])
+	g := tallyGaps(abs, l.Stall[s.Sender])
+	g.Beyond = tallyBeyond(abs, l.Stall[s.Sender], digit)
+	return g
 }
 
 // The windows around a switch or a digit.
@@ -361,7 +398,7 @@ func judgeSwitch(l labLogs, from, to dialplan.Mode, d labDigitSent) switchResult
 		r.FramesLate = framesLate(l.Frames[latestWho], d.End, latest)
 	}
 	for _, s := range continuousAcross(from, to) {
-		r.Gaps[s.String()] = l.gaps(s, d.End.Add(-labPre), until)
+		r.Gaps[s.String()] = l.gaps(s, d.End.Add(-labPre), until, labSpan{d.Start, d.End.Add(labFrame)})
 	}
 	return r
 }
@@ -383,7 +420,7 @@ func judgeDigit(l labLogs, m dialplan.Mode, keep bool, d labDigitSent) digitResu
 	agent, customer := labHears(m)
 	for who, hears := range map[string]bool{partyAgent: agent, partyCustomer: customer} {
 		if hears {
-			r.Quiet[who] = l.gaps(labStream{who, partySupervisor}, d.Start.Add(-labPre), d.End.Add(labPost))
+			r.Quiet[who] = l.gaps(labStream{who, partySupervisor}, d.Start.Add(-labPre), d.End.Add(labPost), labSpan{d.Start, d.End.Add(labFrame)})
 		}
 	}
 	return r
@@ -607,7 +644,8 @@ func (r *labReport) markdown() string {
 	}
 	p("\n\n## Gaps at the switches (%v before to %v after the digit's end)\n\n", labPre, labPost)
 	p("Lost frames summed over all runs, raw / stall-adjusted (each gap less the sending phone's own stall), and the longest gap in ms (raw / adjusted). Streams: the supervisor hears 440 and 1000, the agent 440, the customer 1000, and the agent 2000 across whisper<->barge.\n\n")
-	p("| switch | system | supervisor lost | agent lost | customer lost | longest (stream) |\n|---|---|---|---|---|---|\n")
+	p("`beyond digit`: the stall-adjusted frames lost outside the digit's time on the wire and the frame after it (Asterisk's core drops a bridged channel's voice while it sends a digit; ChanSpy's own channel reads digits by their end only).\n\n")
+	p("| switch | system | supervisor lost | agent lost | customer lost | beyond digit (sup/agent/cust) | longest (stream) |\n|---|---|---|---|---|---|---|\n")
 	for _, name := range switchNames() {
 		for _, s := range r.Systems {
 			per := map[string]gapPair{}
@@ -630,8 +668,9 @@ func (r *labReport) markdown() string {
 					worst, worstK = g, k
 				}
 			}
-			p("| %s | %s | %s | %s | %s | %s / %s (%s) |\n", name, s.Name,
+			p("| %s | %s | %s | %s | %s | %d / %d / %d | %s / %s (%s) |\n", name, s.Name,
 				lostPair(per[partySupervisor]), lostPair(per[partyAgent]), lostPair(per[partyCustomer]),
+				per[partySupervisor].Beyond.Lost, per[partyAgent].Beyond.Lost, per[partyCustomer].Beyond.Lost,
 				worst.Raw.Longest, worst.Adjusted.Longest, worstK)
 		}
 	}

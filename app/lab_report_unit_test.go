@@ -222,7 +222,7 @@ func TestLabAnalysisJoinAndStats(t *testing.T) {
 func TestLabAnalysisReport(t *testing.T) {
 	sw := func(from, to dialplan.Mode, lat time.Duration) switchResult {
 		return switchResult{From: from, To: to, Latency: msDur(lat), Heard: true, Held: true,
-			Gaps: map[string]gapPair{labStream{partyAgent, partyCustomer}.String(): {Raw: gapTally{Gaps: 1, Lost: 3, Longest: msDur(60 * time.Millisecond)}}}}
+			Gaps: map[string]gapPair{labStream{partyAgent, partyCustomer}.String(): {Raw: gapTally{Gaps: 1, Lost: 3, Longest: msDur(60 * time.Millisecond)}, Beyond: gapTally{Gaps: 1, Lost: 1}}}}
 	}
 	r := &labReport{Runs: 1, Systems: []*labSystemResult{
 		{Name: "earpiece", Switches: []switchResult{sw(dialplan.Spy, dialplan.Whisper, 5*time.Millisecond)}},
@@ -233,10 +233,36 @@ func TestLabAnalysisReport(t *testing.T) {
 		"| spy->whisper | 5.0 | 5.0 | 0 | 1 (0, 0, 0) | 30.0 | 30.0 | 0 | 1 (0, 0, 0) |",
 		"goal met",
 		"goal not met",
-		"| spy->whisper | earpiece | 0 / 0 | 3 / 0 | 0 / 0 | 60.0 / 0.0 (agent hears customer (440 Hz)) |",
+		"| spy->whisper | earpiece | 0 / 0 | 3 / 0 | 0 / 0 | 0 / 1 / 0 | 60.0 / 0.0 (agent hears customer (440 Hz)) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestLabAnalysisBeyondDigit: the silence inside a digit's wire time (and the frame after) is set
+// aside; what is left on either side still counts.
+func TestLabAnalysisBeyondDigit(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	hz := testphone.ToneSupervisor
+	//                        0123456789012345678
+	frames := synthFrames(t0, "ssss.....ssss..ssss")
+	abs := toneAbsences(frames, hz, t0, slot(t0, 19))
+	// The digit covers exactly the first silence (slots 4-8 arrive at 5..9): nothing beyond it.
+	digit := labSpan{slot(t0, 4), slot(t0, 9)}
+	if g := tallyBeyond(abs, nil, digit); g.Lost != 2 || g.Gaps != 1 {
+		t.Errorf("beyond a digit covering the first silence: %+v, want only the later 2 frames", g)
+	}
+	// A digit shorter than the silence leaves its tail.
+	if g := tallyBeyond(abs, nil, labSpan{slot(t0, 4), slot(t0, 6)}); g.Lost != 5 || g.Gaps != 2 {
+		t.Errorf("beyond a short digit: %+v, want 3 + 2 frames in 2 gaps", g)
+	}
+	// No digit (the zero span): everything counts.
+	if g := tallyBeyond(abs, nil, labSpan{}); g.Lost != 7 {
+		t.Errorf("without a digit: %+v, want all 7 frames", g)
+	}
+	if got := (labSpan{slot(t0, 0), slot(t0, 10)}).outside(labSpan{slot(t0, 3), slot(t0, 5)}); len(got) != 2 || got[0].Len() != 3*labFrame || got[1].Len() != 5*labFrame {
+		t.Errorf("outside: %+v", got)
 	}
 }

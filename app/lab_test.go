@@ -418,7 +418,7 @@ func (r *rig) labLongRun(sys labSystem, ph labPhones, res *labSystemResult, d, e
 		Streams: map[string]gapPair{}, SwitchGaps: map[string]gapPair{}}
 	from := s.heard.Add(labSettle)
 	for _, st := range alwaysHeard {
-		out.Streams[st.String()] = l.gaps(st, from, until)
+		out.Streams[st.String()] = l.gaps(st, from, until, labSpan{})
 	}
 	var lat []msDur
 	for _, x := range switches {

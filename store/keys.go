@@ -41,6 +41,13 @@ const (
 	// the channel.
 	keyChannel = Prefix + "{sessions}:channel:"
 
+	// keySupervising + tenant/supervisor/call id → string: the id of the live
+	// session in which that supervisor supervises that call (the newest, if a
+	// supervisor ever had two), so a join can check for one without listing
+	// the tenant's sessions (LiveSessionFor). TTL live; deleted when the
+	// session ends, unless another session took it over.
+	keySupervising = Prefix + "{sessions}:supervising:"
+
 	// keyTenant + tenant → set of ids of the tenant's live sessions
 	// (ListSessions). TTL live, refreshed by a write to any member, so the
 	// set outlives its members; members whose session expired are pruned on
@@ -226,9 +233,12 @@ const (
 // Tenants cannot contain ':' (checkTenant), so keys that join a tenant and a
 // caller's string with ':' cannot collide across tenants.
 
-func sessionKey(id string) string                { return keySession + id }
-func channelKey(ch string) string                { return keyChannel + ch }
-func tenantKey(tenant string) string             { return keyTenant + tenant }
+func sessionKey(id string) string    { return keySession + id }
+func channelKey(ch string) string    { return keyChannel + ch }
+func tenantKey(tenant string) string { return keyTenant + tenant }
+func supervisingKey(tenant, supervisor, call string) string {
+	return keySupervising + tenant + "/" + supervisor + "/" + call
+}
 func claimKey(key string) string                 { return keyClaim + key }
 func auditKey(tenant string) string              { return keyAudit + tenant }
 func reportRollupKey(tenant, name string) string { return keyReportRollup + tenant + ":" + name }

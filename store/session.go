@@ -130,8 +130,9 @@ func (s *Session) normalize() {
 
 // footprint is what a session indexes while live; empty once ended.
 type footprint struct {
-	channels []string // supervisor and snoop channel ids, non-empty, distinct
-	tenant   string
+	channels    []string // supervisor and snoop channel ids, non-empty, distinct
+	tenant      string
+	supervising string // supervisingKey of the session ("" without a call)
 }
 
 func footprintOf(s *Session) footprint {
@@ -139,6 +140,9 @@ func footprintOf(s *Session) footprint {
 		return footprint{}
 	}
 	f := footprint{tenant: s.Tenant}
+	if s.Supervisor != "" && s.CallID != "" {
+		f.supervising = supervisingKey(s.Tenant, s.Supervisor, s.CallID)
+	}
 	for _, ch := range []string{s.SupervisorChannel, s.SnoopChannel} {
 		if ch != "" && !slices.Contains(f.channels, ch) {
 			f.channels = append(f.channels, ch)
@@ -382,6 +386,15 @@ func (s *Store) commit(ctx context.Context, tx *redis.Tx, old, next *Session) er
 			drop = append(drop, channelKey(ch))
 		}
 	}
+	if of.supervising != "" && of.supervising != nf.supervising {
+		owner, err := tx.Get(ctx, of.supervising).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if owner == next.ID {
+			drop = append(drop, of.supervising)
+		}
+	}
 
 	raw, err := json.Marshal(next)
 	if err != nil {
@@ -399,6 +412,9 @@ func (s *Store) commit(ctx context.Context, tx *redis.Tx, old, next *Session) er
 		for _, ch := range nf.channels {
 			p.Set(ctx, channelKey(ch), next.ID, s.ttl)
 		}
+		if nf.supervising != "" {
+			p.Set(ctx, nf.supervising, next.ID, s.ttl)
+		}
 		if of.tenant != "" && of.tenant != nf.tenant {
 			p.SRem(ctx, tenantKey(of.tenant), next.ID)
 		}
@@ -409,6 +425,27 @@ func (s *Store) commit(ctx context.Context, tx *redis.Tx, old, next *Session) er
 		return nil
 	})
 	return err
+}
+
+// LiveSessionFor returns the live session in which supervisor supervises call
+// in tenant, or ErrNotFound: one read of an index and one of the record,
+// however many sessions are live.
+func (s *Store) LiveSessionFor(ctx context.Context, tenant, supervisor, call string) (Session, error) {
+	id, err := s.rdb.Get(ctx, supervisingKey(tenant, supervisor, call)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Session{}, fmt.Errorf("session of %s on %s: %w", supervisor, call, ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("session of %s on %s: %w", supervisor, call, err)
+	}
+	sess, err := s.GetSession(ctx, id)
+	if err != nil {
+		return Session{}, err
+	}
+	if !sess.Live() || sess.Supervisor != supervisor || sess.CallID != call {
+		return Session{}, fmt.Errorf("session of %s on %s: %w", supervisor, call, ErrNotFound)
+	}
+	return sess, nil
 }
 
 // channelFree fails with ErrExists if ch is indexed to a live session other

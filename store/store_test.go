@@ -598,3 +598,43 @@ func TestModeTotals(t *testing.T) {
 		t.Errorf("ModeTotals changed the session: %v", s.ModeTime)
 	}
 }
+
+// TestLiveSessionFor: the supervisor-on-call index answers without a listing, follows the newest
+// live session, and goes with the end of the session it names, not with another's.
+func TestLiveSessionFor(t *testing.T) {
+	e := setup(t, store.Options{})
+	a := mustCreate(t, e, session("acme", "200", "744"))
+	mustCreate(t, e, session("acme", "201", "744")) // another supervisor, same call
+	got, err := e.st.LiveSessionFor(ctx(t), "acme", "200", a.CallID)
+	if err != nil || got.ID != a.ID {
+		t.Fatalf("LiveSessionFor(200, %s) = %s, %v; want %s", a.CallID, got.ID, err, a.ID)
+	}
+	for _, q := range [][3]string{{"acme", "202", a.CallID}, {"acme", "200", "other-call"}, {"globex", "200", a.CallID}} {
+		if _, err := e.st.LiveSessionFor(ctx(t), q[0], q[1], q[2]); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("LiveSessionFor%v: %v, want ErrNotFound", q, err)
+		}
+	}
+	// A second session of the same supervisor on the same call (two phones) takes the index;
+	// the first one's end leaves it.
+	b := session("acme", "200", "744")
+	b.ID, b.SupervisorChannel, b.SnoopChannel = b.ID+"-2", b.SupervisorChannel+"-2", b.SnoopChannel+"-2"
+	b.CallID, b.AgentChannel = a.CallID, a.AgentChannel
+	mustCreate(t, e, b)
+	if _, err := e.st.EndSession(ctx(t), a.ID, "api", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.st.LiveSessionFor(ctx(t), "acme", "200", a.CallID); err != nil || got.ID != b.ID {
+		t.Fatalf("after the first ended: %s, %v; want %s", got.ID, err, b.ID)
+	}
+	if _, err := e.st.EndSession(ctx(t), b.ID, "api", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.LiveSessionFor(ctx(t), "acme", "200", a.CallID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after both ended: %v, want ErrNotFound", err)
+	}
+	for _, k := range keys(t, e.rdb) {
+		if strings.Contains(k, ":supervising:acme/200/") {
+			t.Errorf("index key left after the end: %s", k)
+		}
+	}
+}
