@@ -145,7 +145,8 @@ func (h *haFast) join(in *fastInstance) (ari.ChannelID, store.Session) {
 		}
 		r, err := h.store.GetSession(context.Background(), ids[0])
 		rec = r
-		return err == nil && r.State == store.StateActive
+		// Whispering: active, and the talk paths made (the agent hears the supervisor).
+		return err == nil && r.State == store.StateActive && len(r.Talk) == earCount
 	})
 	return sup, rec
 }

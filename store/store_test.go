@@ -542,14 +542,15 @@ func TestEveryLiveKeyHasATTL(t *testing.T) {
 		"{sessions}:channel:" + a.SupervisorChannel,
 		"{sessions}:channel:snoop-after-switch",
 		"{sessions}:tenant:acme",
+		"{sessions}:supervising:acme/" + a.Supervisor + "/" + a.CallID,
 	}
 	for _, k := range footprint {
 		if got := e.rdb.TTL(ctx(t), store.Prefix+k).Val(); got < ttl-time.Minute || got > ttl {
 			t.Errorf("TTL %s = %v after update, want about %v", k, got, ttl)
 		}
 	}
-	if len(all) != 3+6+2 { // sessions, channels, tenants
-		t.Errorf("live keys = %d %v, want 11", len(all), all)
+	if len(all) != 3+6+2+3 { // sessions, channels, tenants, supervisor-on-call
+		t.Errorf("live keys = %d %v, want 14", len(all), all)
 	}
 	for _, k := range all {
 		if got := e.rdb.TTL(ctx(t), k).Val(); got <= 0 {
