@@ -134,9 +134,10 @@ func (g *gapTally) merge(o gapTally) {
 type gapPair struct {
 	Raw      gapTally `json:"raw"`
 	Adjusted gapTally `json:"stall_adjusted"`
-	// Beyond is Adjusted less the digit's own time on the wire (and one frame after it): what
-	// is left once the silence Asterisk makes while any bridged channel sends a digit is set
-	// aside (its core drops a channel's voice between a digit's begin and end).
+	// Beyond is, for the supervisor's voice, Adjusted less the digit's own time on the wire (and
+	// one frame after it): what is left once the silence Asterisk makes while the supervisor's
+	// bridged channel sends a digit is set aside (its core drops a channel's voice between a
+	// digit's begin and end). For every other stream it is Adjusted.
 	Beyond gapTally `json:"beyond_digit"`
 }
 
@@ -301,6 +302,9 @@ type labLogs struct {
 func (l labLogs) gaps(s labStream, from, to time.Time, digit labSpan) gapPair {
 	abs := toneAbsences(l.Frames[s.Listener], partyTone[s.Sender], from, to)
 	g := tallyGaps(abs, l.Stall[s.Sender])
+	if s.Sender != partySupervisor {
+		digit = labSpan{} // the digit silences its sender's voice only
+	}
 	g.Beyond = tallyBeyond(abs, l.Stall[s.Sender], digit)
 	return g
 }
@@ -644,7 +648,7 @@ func (r *labReport) markdown() string {
 	}
 	p("\n\n## Gaps at the switches (%v before to %v after the digit's end)\n\n", labPre, labPost)
 	p("Lost frames summed over all runs, raw / stall-adjusted (each gap less the sending phone's own stall), and the longest gap in ms (raw / adjusted). Streams: the supervisor hears 440 and 1000, the agent 440, the customer 1000, and the agent 2000 across whisper<->barge.\n\n")
-	p("`beyond digit`: the stall-adjusted frames lost outside the digit's time on the wire and the frame after it (Asterisk's core drops a bridged channel's voice while it sends a digit; ChanSpy's own channel reads digits by their end only).\n\n")
+	p("`beyond digit`: stall-adjusted frames lost, where for the supervisor's voice the digit's own time on the wire and the frame after it are set aside (Asterisk's core drops a bridged channel's voice while it sends a digit; ChanSpy's own channel reads digits by their end only).\n\n")
 	p("| switch | system | supervisor lost | agent lost | customer lost | beyond digit (sup/agent/cust) | longest (stream) |\n|---|---|---|---|---|---|---|\n")
 	for _, name := range switchNames() {
 		for _, s := range r.Systems {

@@ -35,27 +35,22 @@ var talkPairs = [earCount]talkPair{
 }
 
 // talkMade are the results of making the talk paths for mode: four StasisStarts, two bridgings
-// (ears muted), then the ears of mode opened.
+// with the ears of mode open.
 func talkMade(mode dialplan.Mode) []event {
+	open := earsFor(mode)
 	return []event{
 		evChannelUp{id: v1}, evChannelUp{id: e1}, evChannelUp{id: v2}, evChannelUp{id: e2},
-		evTalkBridged{pair: earAgent}, evTalkBridged{pair: earCustomer}, evEarsSet{mode: mode},
+		evTalkBridged{pair: earAgent, open: open[earAgent]}, evTalkBridged{pair: earCustomer, open: open[earCustomer]},
 	}
 }
 
 // talkActs are the actions of making the talk paths for mode, up to the mode being heard.
 func talkActs(mode dialplan.Mode) []action {
-	var set []earSetting
-	for i, open := range earsFor(mode) {
-		if open {
-			set = append(set, earSetting{ear: talkPairs[i].ear, open: true})
-		}
-	}
+	open := earsFor(mode)
 	return []action{
 		actMakeTalk{pairs: talkPairs},
-		actBridgeTalk{pair: earAgent, bridge: tb1, voice: v1, ear: e1},
-		actBridgeTalk{pair: earCustomer, bridge: tb2, voice: v2, ear: e2},
-		actEars{mode: mode, set: set},
+		actBridgeTalk{pair: earAgent, bridge: tb1, voice: v1, ear: e1, open: open[earAgent]},
+		actBridgeTalk{pair: earCustomer, bridge: tb2, voice: v2, ear: e2, open: open[earCustomer]},
 	}
 }
 
@@ -734,7 +729,7 @@ func FuzzMachine(f *testing.F) {
 			req := evModeWanted{mode: mode, via: "fuzz", waiter: int(b>>6) % 2}
 			switch b % 19 {
 			case 16:
-				e = evTalkBridged{pair: int(b>>4) % earCount}
+				e = evTalkBridged{pair: int(b>>4) % earCount, open: b&0x20 != 0}
 			case 17:
 				var err error
 				if b&0x20 != 0 {

@@ -134,8 +134,11 @@ func (t talkPaths) isVoice(id ari.ChannelID) bool {
 }
 
 type (
-	// evTalkBridged: a talk pair's two snoops are in their bridge, its ear muted.
-	evTalkBridged struct{ pair int }
+	// evTalkBridged: a talk pair's two snoops are in their bridge, its ear open or muted.
+	evTalkBridged struct {
+		pair int
+		open bool
+	}
 	// evEarsSet: the ears were set for mode (err: a mute or unmute failed).
 	evEarsSet struct {
 		mode dialplan.Mode
@@ -153,13 +156,16 @@ type (
 	// actMakeTalk creates the talk bridges and their snoops -> nothing (the snoops'
 	// StasisStarts come as evChannelUp) or evTalkFailed.
 	actMakeTalk struct{ pairs [earCount]talkPair }
-	// actBridgeTalk mutes the pair's ear, then bridges voice and ear -> evTalkBridged or
-	// evTalkFailed. Every ear starts muted; the mode asked for by the time both pairs are
-	// bridged opens its ears (actEars), so what was asked meanwhile is what is heard.
+	// actBridgeTalk mutes the pair's ear unless open, then bridges voice and ear ->
+	// evTalkBridged or evTalkFailed. open is what the mode wanted at that moment says (the
+	// talker slot is held whenever that mode talks); once both pairs are bridged, ears that
+	// differ from the mode wanted by then are set (actEars), so what was asked meanwhile is
+	// what is heard.
 	actBridgeTalk struct {
 		pair       int
 		bridge     ari.BridgeID
 		voice, ear ari.ChannelID
+		open       bool
 	}
 	// actEars mutes or unmutes ears, all at once, for mode -> evEarsSet.
 	actEars struct {
@@ -210,16 +216,16 @@ func (m machine) talkUp(id ari.ChannelID) (machine, []action) {
 		return m, nil
 	}
 	p.bridging = true
-	return m, []action{actBridgeTalk{pair: i, bridge: p.bridge, voice: p.voice, ear: p.ear}}
+	return m, []action{actBridgeTalk{pair: i, bridge: p.bridge, voice: p.voice, ear: p.ear, open: earsFor(m.want)[i]}}
 }
 
-// talkBridged: a pair is bridged (its ear muted); once both are, the paths are ready and the
-// ears of the mode wanted now are opened.
+// talkBridged: a pair is bridged; once both are, the paths are ready and the ears that differ
+// from the mode wanted now are set.
 func (m machine) talkBridged(cfg machineConfig, e evTalkBridged) (machine, []action) {
 	if m.talk.state != talkMaking || e.pair < 0 || e.pair >= earCount {
 		return m, nil
 	}
-	m.talk.pairs[e.pair].bridged = true
+	m.talk.pairs[e.pair].bridged, m.talk.pairs[e.pair].open = true, e.open
 	for _, q := range m.talk.pairs {
 		if !q.bridged {
 			return m, nil
@@ -426,18 +432,20 @@ func (s *session) makeTalk(ctx context.Context, act actMakeTalk) event {
 	return nil
 }
 
-// bridgeTalk mutes the ear, then puts the pair in its bridge.
+// bridgeTalk mutes an ear that must not be heard, then puts the pair in its bridge.
 func (s *session) bridgeTalk(ctx context.Context, act actBridgeTalk) event {
 	a := s.app
-	if err := a.ari.Mute(ctx, act.ear, ari.DirOut); err != nil {
-		s.log.Warn().Err(err).Str("ear", string(act.ear)).Msg("mute ear")
-		return evTalkFailed{err: err}
+	if !act.open {
+		if err := a.ari.Mute(ctx, act.ear, ari.DirOut); err != nil {
+			s.log.Warn().Err(err).Str("ear", string(act.ear)).Msg("mute ear")
+			return evTalkFailed{err: err}
+		}
 	}
 	if err := a.ari.AddChannel(ctx, act.bridge, ari.AddChannelRequest{Channels: []ari.ChannelID{act.voice, act.ear}}); err != nil {
 		s.log.Warn().Err(err).Str("bridge", string(act.bridge)).Msg("bridge talk pair")
 		return evTalkFailed{err: err}
 	}
-	return evTalkBridged{pair: act.pair}
+	return evTalkBridged{pair: act.pair, open: act.open}
 }
 
 // setEars mutes and unmutes ears, concurrently: a switch to barge from spy opens two at once.
