@@ -282,6 +282,20 @@ func (r *costRig) connect() {
 	r.tb.Helper()
 	r.f.emit(&ari.ConnectionEvent{State: ari.Connected})
 	r.eventually("the calls index trusted", r.app.calls.trusted)
+	// The connection's other work (reconciliation lists bridges and channels too) is done once
+	// the app has made no ARI call for a while: only then may a join's calls be counted.
+	last, quiet := r.ari.counts(), 0
+	r.eventually("the app quiet after connecting", func() bool {
+		time.Sleep(20 * time.Millisecond)
+		now := r.ari.counts()
+		if total(diffCounts(last, now)) == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+		return quiet >= 5
+	})
 }
 
 // quietCall makes a call on the fake as the app would find it in a listing, without its events

@@ -214,6 +214,26 @@ func (tb *browserTab) do(what string, actions ...chromedp.Action[chromedp.Void])
 	}
 }
 
+// click clicks the element sel with the mouse, as a person would. The page re-renders a list
+// when an event comes in, so the node found may be replaced before the click lands ("could not
+// find node"): then it is found again and clicked, within 10 s.
+func (tb *browserTab) click(what, sel string) {
+	tb.b.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.b.t.Fatalf("%s: %s: %v\nproblems: %v", tb.name, what, err, tb.Problems())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // eval evaluates a JavaScript expression in the page.
 func evalIn[T any](tb *browserTab, expr string) T {
 	tb.b.t.Helper()

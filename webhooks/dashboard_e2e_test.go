@@ -198,7 +198,7 @@ tenants:
 
 	// Coach: one click; the agent hears the supervisor, and sees that it is coached.
 	asked := time.Now()
-	supTab.do("Coach", chromedp.Click(chromedp.CSS(`li.call[data-agent="744"] button[data-mode="whisper"]`)))
+	supTab.click("Coach", `li.call[data-agent="744"] button[data-mode="whisper"]`)
 	r.ExpectMode(e2etest.ModeChange{From: dialplan.Spy, To: dialplan.Whisper, Asked: asked, Quiet: asked}, c, in)
 	supTab.wait("Coach highlighted", call+`.querySelector('button[data-mode="whisper"]').getAttribute('aria-pressed') === 'true' && `+
 		call+`.querySelector('button[data-mode="spy"]').getAttribute('aria-pressed') === 'false'`, 10*time.Second)
@@ -222,7 +222,7 @@ tenants:
 	agentTab.shot("08-agent-help-in-progress")
 
 	// Disconnect: the supervisor is hung up; the agent's indicator goes.
-	supTab.do("Disconnect", chromedp.Click(chromedp.CSS(`li.call[data-agent="744"] button.danger`)))
+	supTab.click("Disconnect", `li.call[data-agent="744"] button.danger`)
 	r.AwaitEnded(in, 5*time.Second, "the supervisor after Disconnect")
 	supTab.wait("no supervision left", call+` && !`+call+`.querySelector('button[aria-pressed="true"]') && !`+call+`.querySelector('button.danger')`, 10*time.Second)
 	agentTab.wait("the indicator gone", `document.getElementById('coaching').hidden`, 10*time.Second)
@@ -242,7 +242,7 @@ tenants:
 	eveTab.wait("the sign-in form", `!document.getElementById('signin').hidden`, 10*time.Second)
 	signIn(eveTab, dashEve)
 	eveTab.wait("the call listed", call, 10*time.Second)
-	eveTab.do("Monitor (refused)", chromedp.Click(chromedp.CSS(`li.call[data-agent="744"] button[data-mode="spy"]`)))
+	eveTab.click("Monitor (refused)", `li.call[data-agent="744"] button[data-mode="spy"]`)
 	eveTab.wait("the refusal shown", call+`.querySelector('.note.error') && `+call+`.querySelector('.note.error').textContent !== ''`, 10*time.Second)
 	eveTab.shot("09-supervisor-join-refused")
 
@@ -253,7 +253,7 @@ tenants:
 	adminTab.wait("saved", allow+`.checked && `+allow+`.closest('tr').querySelector('.note').textContent === 'Saved'`, 10*time.Second)
 	adminTab.shot("10-admin-hunt-groups")
 
-	eveTab.do("Monitor (allowed now)", chromedp.Click(chromedp.CSS(`li.call[data-agent="744"] button[data-mode="spy"]`)))
+	eveTab.click("Monitor (allowed now)", `li.call[data-agent="744"] button[data-mode="spy"]`)
 	eve, err := evePhone.AwaitIncoming(ctx)
 	if err != nil {
 		t.Fatalf("Eve's phone after the tick: %v", err)
@@ -267,7 +267,7 @@ tenants:
 	eveTab.wait("Eve monitoring", call+`.querySelector('button[data-mode="spy"]').getAttribute('aria-pressed') === 'true'`, 10*time.Second)
 	supTab.wait("Eve on Adam's list too", call+`.querySelector('.sups').innerText.includes('701')`, 10*time.Second)
 	eveTab.shot("11-supervisor-join-accepted")
-	eveTab.do("Disconnect", chromedp.Click(chromedp.CSS(`li.call[data-agent="744"] button.danger`)))
+	eveTab.click("Disconnect", `li.call[data-agent="744"] button.danger`)
 	r.AwaitEnded(eve, 5*time.Second, "Eve after Disconnect")
 
 	// A help request accepted by someone else: Adam's alert says who took it. One withdrawn:
@@ -276,7 +276,7 @@ tenants:
 	agentTab.do("request help again", chromedp.Click(chromedp.CSS("#request-help")))
 	supTab.wait("Adam's alert", adamAlert, 10*time.Second)
 	eveTab.wait("Eve's alert", adamAlert, 10*time.Second)
-	eveTab.do("Eve confirms", chromedp.Click(chromedp.CSS(`li.alert[data-status="open"] button.primary`)))
+	eveTab.click("Eve confirms", `li.alert[data-status="open"] button.primary`)
 	supTab.wait("accepted by Eve", `[...document.querySelectorAll('li.alert[data-status="in_progress"]')].some(a => a.innerText.includes('Accepted by 701'))`, 10*time.Second)
 	supTab.shot("12-supervisor-alert-taken-by-another")
 	agentTab.wait("Eve helps", `document.querySelector('.help-state[data-status="in_progress"]') && document.querySelector('.help-state').innerText.includes('701')`, 10*time.Second)
