@@ -85,6 +85,15 @@ func TestHealth(t *testing.T) {
 			if _, err := e.st.AppendAudit(context.Background(), store.AuditEntry{Tenant: "acme", Action: "join", Outcome: "allowed"}); err != nil {
 				t.Errorf("append once back: %v", err)
 			}
+			// OnChange runs right after Changed is closed: give it a moment.
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				mu.Lock()
+				n := len(changes)
+				mu.Unlock()
+				if n >= 2 {
+					break
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if len(changes) != 2 || changes[0] || !changes[1] || h.Downs() != 1 {
