@@ -330,6 +330,12 @@ func (s *session) modeChanged(ctx context.Context, act actModeChanged) {
 			"from": act.from.String(), "mode": act.to.String(),
 		})
 	}
+	if a.storeDown() {
+		// Not waited for while Redis is known down: the record catches up at the next change
+		// or its end (journaled).
+		s.log.Warn().Str("mode", act.to.String()).Msg("mode not recorded: the state store is down")
+		return
+	}
 	if _, err := a.updateRecord(ctx, s.id, func(r *store.Session) error {
 		r.SwitchMode(act.to.String(), now)
 		r.State, r.UpdatedAt = store.StateActive, now

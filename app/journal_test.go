@@ -161,7 +161,8 @@ func TestFastJournalOutage(t *testing.T) {
 			rec := r.sessionOf(sup)
 			r.eventually("mode recorded", func() bool {
 				got, err := r.store.GetSession(context.Background(), rec.ID)
-				return err == nil && got.State == store.StateActive && !got.ModeSince.IsZero()
+				// Whispering: the talk paths made and the mode recorded.
+				return err == nil && got.State == store.StateActive && !got.ModeSince.IsZero() && len(got.Talk) == earCount
 			})
 			if fault == "stopped" {
 				r.redis.Stop()
