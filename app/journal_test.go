@@ -147,6 +147,9 @@ func auditCount(es []store.AuditEntry, id string) map[string]int {
 	return out
 }
 
+// outageAfterEnd is how long Redis stays out after the session ended in TestFastJournalOutage.
+const outageAfterEnd = 2 * time.Second
+
 // TestFastJournalOutage: a session that ends while Redis is down (stopped, then frozen) leaves
 // no ghost. Its teardown's writes are journaled and written once Redis answers: the record ends
 // with the time and reason of the real end (not when Redis came back), its end is audited once,
@@ -176,7 +179,7 @@ func TestFastJournalOutage(t *testing.T) {
 			if got := r.app.Journal().Len(); got != 3 {
 				t.Fatalf("%d journaled writes, want 3 (release, end audit, end record): %+v", got, r.app.Journal().Pending())
 			}
-			time.Sleep(300 * time.Millisecond) // the outage goes on
+			time.Sleep(outageAfterEnd) // the outage goes on
 			if fault == "stopped" {
 				r.redis.Restart()
 			} else {
@@ -191,10 +194,12 @@ func TestFastJournalOutage(t *testing.T) {
 			if got.State != store.StateEnded || got.EndReason != ReasonSupervisorHangup {
 				t.Errorf("record %s/%s, want ended/%s", got.State, got.EndReason, ReasonSupervisorHangup)
 			}
-			if d := got.EndedAt.Sub(ended); d < 0 || d > 200*time.Millisecond {
+			// Well before Redis came back (a test machine under load may take a while to tear
+			// the session down, never the outage's length).
+			if d := got.EndedAt.Sub(ended); d < 0 || d > outageAfterEnd/2 {
 				t.Errorf("record ended at %v, %v after the hangup: want the hangup's time", got.EndedAt, d)
 			}
-			if wt := got.ModeTotals(time.Now())["whisper"]; wt > time.Since(rec.StartedAt)-300*time.Millisecond {
+			if wt := got.ModeTotals(time.Now())["whisper"]; wt > time.Since(rec.StartedAt)-outageAfterEnd {
 				t.Errorf("whisper time %v counts the outage", wt)
 			}
 			if c := auditCount(r.audit("acme"), rec.ID); c["join:allowed"] != 1 || c["end:ok"] != 1 {
