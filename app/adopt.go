@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -359,13 +358,7 @@ func (a *App) startAdopted(ctx context.Context, ad *adoption, bridges []ari.Brid
 		if slices.Contains(m.talk.bridges(), id) {
 			continue
 		}
-		a.spawn(func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
-			defer cancel()
-			if err := a.ari.DestroyBridge(cctx, id); err != nil && !errors.Is(err, ari.ErrNotFound) {
-				a.log.Warn().Err(err).Str("bridge", string(id)).Msg("adopt: destroy talk bridge")
-			}
-		})
+		a.spawn(func() { a.bestEffortDestroyBridge(ctx, id) })
 	}
 	s.publish()
 	if !a.addSession(s, func(ctx context.Context) { s.run(ctx, first) }) {

@@ -417,6 +417,15 @@ func (a *App) bestEffortHangup(ctx context.Context, id ari.ChannelID) {
 	}
 }
 
+// bestEffortDestroyBridge destroys bridge id, logging (not returning) a failure other than 404.
+func (a *App) bestEffortDestroyBridge(ctx context.Context, id ari.BridgeID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+	defer cancel()
+	if err := a.ari.DestroyBridge(ctx, id); err != nil && !errors.Is(err, ari.ErrNotFound) {
+		a.log.Warn().Err(err).Str("bridge", string(id)).Msg("destroy bridge")
+	}
+}
+
 // register adds a session's channel route. It must run before the ARI call that creates or
 // involves the channel, so that no event about it can arrive unrouted.
 func (a *App) register(id ari.ChannelID, s *session) {

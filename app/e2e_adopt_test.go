@@ -41,16 +41,8 @@ type instance struct {
 
 func newHARig(t *testing.T, ttl time.Duration) *haRig {
 	t.Helper()
-	r := e2etest.New(t, e2etest.Owned{BridgeNamePrefix: BridgeNamePrefix, BridgeIDPrefix: bridgePrefix, ChannelIDPrefix: snoopPrefix})
-	dcfg, err := config.Load("testdata/e2e.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := config.NewDirectory(dcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &haRig{Rig: r, t: t, dir: dir, ttl: ttl}
+	r := e2etest.New(t, owned)
+	return &haRig{Rig: r, t: t, dir: testDirectory(t, nil), ttl: ttl}
 }
 
 // start runs an instance named name under the node lease; it stops gracefully when the test

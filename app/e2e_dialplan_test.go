@@ -30,7 +30,7 @@ import (
 // Stasis). Hints and help key are in force (CLI). Last, the time from Apply to "Asterisk runs
 // it" is measured over 10 applies that each change the code.
 func TestE2EDialplanWriter(t *testing.T) {
-	r := e2etest.NewPrivate(t, e2etest.Owned{BridgeNamePrefix: BridgeNamePrefix, BridgeIDPrefix: bridgePrefix, ChannelIDPrefix: snoopPrefix})
+	r := e2etest.NewPrivate(t, owned)
 	etc := r.Ast.EtcDir()
 	ctx, cancel := context.WithTimeout(r.Ctx, 2*time.Minute)
 	defer cancel()

@@ -14,7 +14,7 @@ import (
 // Congestion() on the unanswered channel used to give). Every code of the tenant falls back the
 // same way; one is dialed here.
 func TestE2EFallbackWhenDown(t *testing.T) {
-	r := e2etest.New(t, e2etest.Owned{BridgeNamePrefix: BridgeNamePrefix, BridgeIDPrefix: bridgePrefix, ChannelIDPrefix: snoopPrefix})
+	r := e2etest.New(t, owned)
 	// No app: the rig's ARI client never connects its events socket, so nothing is registered
 	// as Stasis application "earpiece" and Stasis(earpiece,...) fails at once.
 	sup := r.Phone("700", hzSupervisor, testphone.AutoAnswer)

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/earpiece/earpiece/ari"
-	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/internal/redistest"
 	"github.com/earpiece/earpiece/store"
 )
@@ -74,14 +73,7 @@ func startJournalRig(t *testing.T, rs *redistest.Server, dir string, mods ...fun
 	h := store.NewHealth(rdb, store.HealthOptions{})
 	rdb.AddHook(h)
 	st := store.New(rdb, store.Options{})
-	cfg, err := config.Load("testdata/e2e.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := config.NewDirectory(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testDirectory(t, nil)
 	j, err := OpenJournal(JournalOptions{Dir: dir})
 	if err != nil {
 		t.Fatal(err)

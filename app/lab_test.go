@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/earpiece/earpiece/ari"
-	"github.com/earpiece/earpiece/config"
 	"github.com/earpiece/earpiece/dialplan"
 	"github.com/earpiece/earpiece/internal/e2etest"
 	"github.com/earpiece/earpiece/internal/testphone"
@@ -164,19 +163,7 @@ type labPhones struct{ customer, agent, sup *testphone.Phone }
 // newLabRig is newRig on an Asterisk of the lab's own: the lab adds ChanSpy to its dialplan.
 func newLabRig(t *testing.T) *rig {
 	t.Helper()
-	r := e2etest.NewPrivate(t, e2etest.Owned{BridgeNamePrefix: BridgeNamePrefix, BridgeIDPrefix: bridgePrefix, ChannelIDPrefix: snoopPrefix})
-	dcfg, err := config.Load("testdata/e2e.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := config.NewDirectory(dcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := New(Config{AppName: e2etest.AppName, Instance: "lab", RefusalTone: 700 * time.Millisecond, EndTone: 500 * time.Millisecond,
-		CallTimeout: 2 * time.Second, Logger: r.Log}, r.Client, r.Store, dir)
-	r.Start(a)
-	return &rig{Rig: r, app: a}
+	return startRig(t, e2etest.NewPrivate(t, owned), "lab")
 }
 
 // installChanSpy gives the lab's Asterisk a ChanSpy code in the supervisors' context, from-acme:

@@ -83,15 +83,7 @@ func newHAFast(t *testing.T) *haFast {
 	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
-	cfg, err := config.Load("testdata/e2e.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := config.NewDirectory(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &haFast{t: t, store: store.New(rdb, store.Options{}), dir: dir, ttl: 300 * time.Millisecond}
+	return &haFast{t: t, store: store.New(rdb, store.Options{}), dir: testDirectory(t, nil), ttl: 300 * time.Millisecond}
 }
 
 // start runs instance name of node (an app name) on Asterisk f under the node's lease.

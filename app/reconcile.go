@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/earpiece/earpiece/ari"
 	"github.com/earpiece/earpiece/store"
 )
 
@@ -46,9 +45,7 @@ func (a *App) reconcile(ctx context.Context) {
 		for _, ch := range b.Channels {
 			a.bestEffortHangup(ctx, ch)
 		}
-		if err := a.ari.DestroyBridge(ctx, b.ID); err != nil && !errors.Is(err, ari.ErrNotFound) {
-			a.log.Warn().Err(err).Str("bridge", string(b.ID)).Msg("reconcile: destroy bridge")
-		}
+		a.bestEffortDestroyBridge(ctx, b.ID)
 	}
 	for _, ch := range chans {
 		sid := sessionOfName("", ch.ID)

@@ -31,12 +31,20 @@ type rig struct {
 // app's goroutines read them).
 type rigOption func(*Config, *config.Config)
 
+// owned is what the app makes on Asterisk (e2etest.AssertClean).
+var owned = e2etest.Owned{BridgeNamePrefix: BridgeNamePrefix, BridgeIDPrefix: bridgePrefix, ChannelIDPrefix: snoopPrefix}
+
 func newRig(t *testing.T, opts ...rigOption) *rig {
 	t.Helper()
-	r := e2etest.New(t, e2etest.Owned{BridgeNamePrefix: BridgeNamePrefix, BridgeIDPrefix: bridgePrefix, ChannelIDPrefix: snoopPrefix})
+	return startRig(t, e2etest.New(t, owned), "test", opts...)
+}
+
+// startRig runs the app, as instance, on r.
+func startRig(t *testing.T, r *e2etest.Rig, instance string, opts ...rigOption) *rig {
+	t.Helper()
 	cfg := Config{
 		AppName:     e2etest.AppName,
-		Instance:    "test",
+		Instance:    instance,
 		RefusalTone: 700 * time.Millisecond,
 		EndTone:     500 * time.Millisecond,
 		CallTimeout: 2 * time.Second,
